@@ -1,0 +1,1 @@
+"""eisnn: deep normalization-free spiking neural networks with E-I circuits."""
