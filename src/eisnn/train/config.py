@@ -63,7 +63,7 @@ class TrainConfig:
     data_dir: str = _key("data", help="root folder of the datasets")
     out_dir: str = _key("runs", help="folder that receives the run directory")
     name: str | None = _key(None, help="run directory name (default: <model>-<dataset>-<time>)")
-    image_size: int | None = _key(None, ge=1, model_kwarg=True, help="input size (default: the dataset's)")
+    image_size: int | None = _key(None, ge=1, help="input size (default: the dataset's)")
     augment: bool = _key(True, help="training augmentation of the dataset")
     # time and optimisation
     T: int = _key(4, ge=1, help="number of time steps")
@@ -97,6 +97,7 @@ class TrainConfig:
     eval_every: int = _key(1, ge=1, help="evaluate on the test set every N epochs (and the last)")
     progress: bool = _key(True, help="show a progress bar per epoch")
     histograms: bool = _key(True, help="TensorBoard firing-rate and weight histograms")
+    limit_batches: int | None = _key(None, ge=1, help="at most N batches per epoch, train and test (smoke runs)")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -105,11 +106,8 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def model_kwargs(self) -> dict[str, Any]:
-        """The keys marked ``model_kwarg`` (``image_size`` only when set)."""
-        out = {f.name: getattr(self, f.name) for f in fields() if f.metadata["model_kwarg"]}
-        if out.get("image_size") is None:
-            out.pop("image_size", None)
-        return out
+        """The keys marked ``model_kwarg``, passed on to ``create_model``."""
+        return {f.name: getattr(self, f.name) for f in fields() if f.metadata["model_kwarg"]}
 
     def replace(self, **changes: Any) -> TrainConfig:
         return from_dict({**self.to_dict(), **changes})
