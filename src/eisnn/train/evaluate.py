@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -40,7 +42,7 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp: str = "none",
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str = "none",
              per_neuron: bool = False) -> EvalResult:
     """One pass over ``loader`` in eval mode; sums stay on the device until the end."""
     was_training = model.training
@@ -63,3 +65,38 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, amp: st
     top1, top5 = (100.0 * hits.double() / samples).tolist()
     return EvalResult(loss=loss_sum.item() / samples, top1=top1, top5=top5, samples=samples,
                       firing_rates=monitor.rates(), neuron_rates=monitor.neuron_rates())
+
+
+@dataclass
+class EvalReport:
+    """What ``eisnn eval`` prints: the model, its data and an :class:`EvalResult`."""
+
+    source: str
+    model: str
+    dataset: str
+    T: int
+    result: EvalResult
+
+    def text(self) -> str:
+        r = self.result
+        lines = [f"{self.source}: {self.model} on {self.dataset} test set (T={self.T}, {r.samples} samples)",
+                 f"top-1 {r.top1:.2f}%  top-5 {r.top5:.2f}%  loss {r.loss:.4f}",
+                 "firing rate per LIF layer (spikes per neuron per time step):"]
+        width = max((len(name) for name in r.firing_rates), default=0)
+        lines += [f"  {name:<{width}}  {rate:.4f}" for name, rate in r.firing_rates.items()]
+        return "\n".join(lines)
+
+
+def evaluate_source(source: str, data_dir: str | None = None, overrides: Iterable[str] = ()) -> EvalReport:
+    """Evaluate an eisnn checkpoint or a reference checkpoint/folder on its dataset's test split."""
+    from eisnn.train.convert import load_model
+    from eisnn.train.factory import build_dataset, resolve_device
+
+    model, cfg = load_model(source, overrides, data_dir)
+    device = resolve_device(cfg)
+    loader = DataLoader(build_dataset(cfg, train=False), batch_size=cfg.batch_size,
+                        num_workers=cfg.num_workers, shuffle=False)
+    if cfg.limit_batches is not None:
+        loader = list(itertools.islice(loader, cfg.limit_batches))
+    result = evaluate(model.to(device), loader, device, cfg.amp)
+    return EvalReport(str(source), cfg.model, cfg.dataset, cfg.T, result)
