@@ -82,6 +82,7 @@ class TrainConfig:
     seed: int = _key(0, ge=0)
     # model options (passed to create_model)
     dropout: float = _key(0.0, ge=0.0, lt=1.0, model_kwarg=True)
+    width: float | None = _key(None, gt=0.0, model_kwarg=True, help="channel multiplier of VGG/ResNet (null: 1)")
     ei_ratio: int = _key(4, ge=1, model_kwarg=True, help="excitatory / inhibitory units")
     tau: float = _key(2.0, ge=1.0, model_kwarg=True, help="LIF membrane time constant")
     surrogate: str = _key("sigmoid", choices=("sigmoid", "arctan"), model_kwarg=True)
@@ -106,8 +107,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def model_kwargs(self) -> dict[str, Any]:
-        """The keys marked ``model_kwarg``, passed on to ``create_model``."""
-        return {f.name: getattr(self, f.name) for f in fields() if f.metadata["model_kwarg"]}
+        """The keys marked ``model_kwarg`` and not null, passed on to ``create_model``."""
+        return {f.name: getattr(self, f.name) for f in fields()
+                if f.metadata["model_kwarg"] and getattr(self, f.name) is not None}
 
     def replace(self, **changes: Any) -> TrainConfig:
         return from_dict({**self.to_dict(), **changes})
