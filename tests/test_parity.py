@@ -54,8 +54,8 @@ def test_gradients_match(reference_vgg8, stepped):
             # and W_EI's rows are equal); both recordings are float rounding noise.
             assert float(ours.abs().sum()) < 1e-6 * scale, name
             continue
-        # Sums relative to themselves, or to 1e-3 of the magnitude where they cancel to ~0.
-        assert abs(float(ours.sum()) - float(rec["sum"])) <= 1e-4 * max(abs(float(rec["sum"])), 1e-3 * abssum), name
+        # Sums relative to themselves, or to 1e-2 of the magnitude where they cancel to ~0.
+        assert abs(float(ours.sum()) - float(rec["sum"])) <= 1e-4 * max(abs(float(rec["sum"])), 1e-2 * abssum), name
         assert abs(float(ours.abs().sum()) - abssum) <= 1e-4 * abssum, name
         cos = F.cosine_similarity(ours[rec["idx"]], rec["val"].double().reshape(-1), dim=0)
         assert cos >= 0.9999, f"{name}: cosine {float(cos):.6f}"
