@@ -153,13 +153,13 @@ def _coerce(name: str, value: Any) -> Any:
 def _check_range(f: dataclasses.Field, value: Any) -> None:
     if value is None or isinstance(value, (str, bool)):
         return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{f.name}: must be a finite number, got {value!r}")
     m = f.metadata
     for bound, ok, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
                             ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
         if m[bound] is not None and not ok(value, m[bound]):
             raise ConfigError(f"{f.name}: must be {word} {m[bound]:g}, got {value!r}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{f.name}: must be a finite number, got {value!r}")
 
 
 def _check_choice(f: dataclasses.Field, value: Any) -> None:

@@ -51,8 +51,11 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 
     info = dataset_info(cfg.dataset)
     kwargs = {**cfg.model_kwargs(), "image_size": image_size(cfg)}
-    return create_model(cfg.model, num_classes=info.num_classes, in_channels=info.in_channels,
-                        T=cfg.T, **kwargs)
+    try:
+        return create_model(cfg.model, num_classes=info.num_classes, in_channels=info.in_channels,
+                            T=cfg.T, **kwargs)
+    except ValueError as err:  # an option the architecture rejects, e.g. too small an image
+        raise ConfigError(f"model {cfg.model}: {err}") from None
 
 
 def build_dataset(cfg: TrainConfig, train: bool) -> Dataset:

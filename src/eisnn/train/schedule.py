@@ -44,3 +44,9 @@ class WarmupCosine(LRScheduler):
     def get_lr(self) -> list[float]:
         return [warmup_cosine_lr(self.last_epoch, base, self.warmup_start_lr, self.min_lr,
                                  self.warmup_iters, self.total_iters) for base in self.base_lrs]
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the position in the schedule and put its current lr into the optimizer."""
+        super().load_state_dict(state_dict)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+            group["lr"] = lr
