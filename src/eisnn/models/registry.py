@@ -51,7 +51,7 @@ def _split_options(kind_name: str, kwargs: dict[str, Any]) -> tuple[LayerKind, N
 def _builder(network: Callable[..., SpikingNetwork], kind_name: str, **fixed: Any) -> Builder:
     def build(num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
         kind, neuron, rest = _split_options(kind_name, dict(kwargs))
-        allowed = set(inspect.signature(network).parameters) - {"kind", "neuron", *fixed}
+        allowed = set(inspect.signature(network).parameters) - {"kind", "neuron", "num_classes", "in_channels", "T", *fixed}
         unknown = sorted(set(rest) - allowed)
         if unknown:
             raise ValueError(f"unknown option(s) {unknown} for {network.__name__}; allowed: {sorted(allowed | set(NEURON_OPTIONS) | set(EI_OPTIONS))}")
