@@ -149,9 +149,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions that are the user's to fix: reported in one line, no traceback."""
     from eisnn.train.checkpoint import CheckpointError
     from eisnn.train.config import ConfigError
+    from eisnn.train.factory import DatasetError
     from eisnn.train.trainer import NonFiniteError
 
-    return (ConfigError, CheckpointError, NonFiniteError, FileNotFoundError, FileExistsError,
+    return (ConfigError, CheckpointError, DatasetError, NonFiniteError, FileNotFoundError, FileExistsError,
             NotImplementedError)
 
 

@@ -14,6 +14,10 @@ from eisnn.train.config import ConfigError, TrainConfig
 from eisnn.train.schedule import WarmupCosine
 
 
+class DatasetError(RuntimeError):
+    """Data that cannot be read as the configured dataset (one line naming what is wrong)."""
+
+
 def resolve_device(cfg: TrainConfig) -> torch.device:
     """``auto`` picks CUDA when present; bf16 autocast is only offered on CUDA."""
     if cfg.device == "cuda" and not torch.cuda.is_available():
@@ -66,8 +70,11 @@ def build_dataset(cfg: TrainConfig, train: bool) -> Dataset:
     kwargs: dict[str, Any] = {}
     if cfg.image_size is not None:
         kwargs["image_size"] = cfg.image_size
-    return create_dataset(cfg.dataset, cfg.data_dir, train=train, T=cfg.T if info.is_event else None,
-                          augment=cfg.augment and train, **kwargs)
+    try:
+        return create_dataset(cfg.dataset, cfg.data_dir, train=train, T=cfg.T if info.is_event else None,
+                              augment=cfg.augment and train, **kwargs)
+    except ValueError as err:  # a damaged or misplaced file, named by the data module
+        raise DatasetError(f"dataset {cfg.dataset} in {cfg.data_dir}: {err}") from None
 
 
 @dataclass
