@@ -94,6 +94,8 @@ class TrainConfig:
     init: str = _key("ei", choices=("ei", "standard"), model_kwarg=True)
     # machinery
     device: str = _key("auto", choices=("auto", "cpu", "cuda"))
+    loader: str = _key("auto", choices=("auto", "resident", "dataloader"),
+                       help="resident: whole split on the device, batched augmentation (auto: when possible)")
     num_workers: int = _key(0, ge=0, help="DataLoader worker processes")
     eval_every: int = _key(1, ge=1, help="evaluate on the test set every N epochs (and the last)")
     progress: bool = _key(True, help="show a progress bar per epoch")

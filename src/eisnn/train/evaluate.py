@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from eisnn.train.monitor import FiringRateMonitor
 
@@ -90,12 +89,11 @@ class EvalReport:
 def evaluate_source(source: str, data_dir: str | None = None, overrides: Iterable[str] = ()) -> EvalReport:
     """Evaluate an eisnn checkpoint or a reference checkpoint/folder on its dataset's test split."""
     from eisnn.train.convert import load_model
-    from eisnn.train.factory import build_dataset, resolve_device
+    from eisnn.train.factory import build_loader, resolve_device
 
     model, cfg = load_model(source, overrides, data_dir)
     device = resolve_device(cfg)
-    loader = DataLoader(build_dataset(cfg, train=False), batch_size=cfg.batch_size,
-                        num_workers=cfg.num_workers, shuffle=False)
+    loader, _ = build_loader(cfg, False, device)
     if cfg.limit_batches is not None:
         loader = list(itertools.islice(loader, cfg.limit_batches))
     result = evaluate(model.to(device), loader, device, cfg.amp)

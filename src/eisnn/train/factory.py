@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,17 +80,34 @@ def build_dataset(cfg: TrainConfig, train: bool) -> Dataset:
 
 @dataclass
 class Loaders:
-    train: DataLoader
-    test: DataLoader
-    generator: torch.Generator  # re-seeded at every epoch: shuffling + worker seeds
+    train: Iterable
+    test: Iterable
+    generator: torch.Generator  # re-seeded at every epoch: shuffling, augmentation, worker seeds
+
+
+def build_loader(cfg: TrainConfig, train: bool, device: torch.device) -> tuple[Iterable, torch.Generator]:
+    """The split's loader (shuffled for training) and the generator it draws from: a resident loader
+    (split held on ``device``, batched augmentation) when the dataset offers its tensors, else a
+    ``DataLoader``."""
+    dataset, shuffle = build_dataset(cfg, train), train
+    resident = cfg.loader == "resident" or (cfg.loader == "auto" and cfg.num_workers == 0)
+    if resident and hasattr(dataset, "as_tensors"):
+        from eisnn.data import ResidentLoader
+
+        generator = torch.Generator(device=device)
+        return ResidentLoader.from_dataset(dataset, cfg.batch_size, shuffle=shuffle, device=device,
+                                           generator=generator), generator
+    if cfg.loader == "resident":
+        raise ConfigError(f"loader: 'resident' needs an in-memory dataset; {cfg.dataset} is not one "
+                          "(use auto or dataloader)")
+    generator = torch.Generator()  # the sampler shuffles on the CPU
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=cfg.num_workers, pin_memory=device.type == "cuda"), generator
 
 
 def build_loaders(cfg: TrainConfig, device: torch.device) -> Loaders:
-    generator = torch.Generator()
-    common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                  pin_memory=device.type == "cuda", persistent_workers=False)
-    train = DataLoader(build_dataset(cfg, train=True), shuffle=True, generator=generator, **common)
-    test = DataLoader(build_dataset(cfg, train=False), shuffle=False, **common)
+    train, generator = build_loader(cfg, True, device)
+    test, _ = build_loader(cfg, False, device)
     return Loaders(train, test, generator)
 
 

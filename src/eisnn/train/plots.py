@@ -22,7 +22,7 @@ def _save(fig: Figure, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=90)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -36,6 +36,7 @@ def _series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], lis
 def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Loss, top-1 accuracy and learning rate against epoch (train and test)."""
     fig = Figure(figsize=(12, 3.6))
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.25)
     panels = (("loss", ("train_loss", "test_loss")), ("top-1 accuracy (%)", ("train_top1", "test_top1")),
               ("learning rate (end of epoch)", ("lr",)))
     for i, (title, keys) in enumerate(panels):
@@ -47,22 +48,25 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) ->
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        if len(keys) > 1:
+        if len(ax.lines) > 1:
             ax.legend()
     _save(fig, Path(path))
 
 
 def plot_firing_rates(history: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Per-layer mean firing rate on the test set: the latest epoch (bars) and over epochs."""
-    layers = [k for k in (history[-1] if history else {}) if k.startswith(RATE_PREFIX)]
-    fig = Figure(figsize=(12, 4))
-    bars, lines = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    latest = [float(history[-1][k]) if history[-1][k] not in (None, "") else 0.0 for k in layers]
+    measured = [row for row in history if any(k.startswith(RATE_PREFIX) and v not in (None, "")
+                                              for k, v in row.items())]
+    latest = measured[-1] if measured else {}
+    layers = [k for k in latest if k.startswith(RATE_PREFIX)]
     names = [k[len(RATE_PREFIX):] for k in layers]
-    bars.bar(range(len(layers)), latest, color="tab:blue")
+    fig = Figure(figsize=(12, 4.5))
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.25, top=0.92, wspace=0.2)
+    bars, lines = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    bars.bar(range(len(layers)), [float(latest[k] or 0.0) for k in layers], color="tab:blue")
     bars.set_xticks(range(len(layers)), names, rotation=60, ha="right", fontsize=7)
     bars.set_ylabel("firing rate")
-    bars.set_title(f"epoch {history[-1]['epoch']}" if history else "no data")
+    bars.set_title(f"epoch {latest['epoch']} (test set)" if latest else "no evaluation yet")
     for key, name in zip(layers, names):
         x, y = _series(history, key)
         if x:
