@@ -1,0 +1,60 @@
+"""Layer kinds: what a network's weight layers are made of, so that each network is defined once.
+
+- ``ei``: E-I layers (``EIConv2d``/``EILinear``) and an E-I readout; no normalization.
+- ``bn``: the BN-SNN baseline, ``conv (bias-free) -> BatchNorm`` and a plain linear readout.
+- ``plain``: neither: bias-free conv/linear with Kaiming init, plain linear readout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from ..nn import ConvBN, EIConv2d, EILinear, LinearBN
+
+KIND_NAMES: tuple[str, ...] = ("ei", "bn", "plain")
+EI_OPTIONS: tuple[str, ...] = ("ei_ratio", "stabilization", "epsilon", "ste", "scale_w_ei_grad", "init")
+
+
+def _kaiming(layer: nn.Module) -> nn.Module:
+    nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+    return layer
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """Factory of a network's weight layers. ``ei_options`` go to every E-I layer."""
+
+    name: str
+    ei_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in KIND_NAMES:
+            raise ValueError(f"unknown layer kind {self.name!r}; choose one of {list(KIND_NAMES)}")
+        unknown = set(self.ei_options) - set(EI_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown E-I options {sorted(unknown)}; allowed: {list(EI_OPTIONS)}")
+
+    def conv(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> nn.Module:
+        """A hidden convolution producing the input current of a spiking layer."""
+        if self.name == "ei":
+            return EIConv2d(in_channels, out_channels, kernel_size, stride, padding, **self.ei_options)
+        if self.name == "bn":
+            return ConvBN(in_channels, out_channels, kernel_size, stride, padding)
+        return _kaiming(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False))
+
+    def linear(self, in_features: int, out_features: int) -> nn.Module:
+        """A hidden fully connected layer producing the input current of a spiking layer."""
+        if self.name == "ei":
+            return EILinear(in_features, out_features, **self.ei_options)
+        if self.name == "bn":
+            return LinearBN(in_features, out_features)
+        return _kaiming(nn.Linear(in_features, out_features, bias=False))
+
+    def readout(self, in_features: int, num_classes: int) -> nn.Module:
+        """The last layer, whose output averaged over time is the logits."""
+        if self.name == "ei":
+            return EILinear(in_features, num_classes, readout=True, **self.ei_options)
+        return nn.Linear(in_features, num_classes)

@@ -1,0 +1,66 @@
+"""The model registry: ``<kind>_<arch>`` names built from one definition per architecture."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from torch import nn
+
+from .blocks import NeuronOptions, SpikingNetwork
+from .kinds import EI_OPTIONS, KIND_NAMES, LayerKind
+from .mlp import MLP
+from .resnet import RESNET_PLANS, ResNet
+from .vgg import VGG_PLANS, VGG
+
+NEURON_OPTIONS: tuple[str, ...] = ("tau", "v_threshold", "surrogate", "alpha")
+Builder = Callable[..., nn.Module]
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register_model(name: str, builder: Builder) -> None:
+    """Make ``create_model(name, ...)`` call ``builder(kind=..., num_classes, in_channels, T, **kwargs)``."""
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} is already registered")
+    _REGISTRY[name] = builder
+
+
+def list_models() -> list[str]:
+    """All registered model names."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
+    """Build a registered network.
+
+    ``kwargs``: architecture options (``image_size``, ``width``, ``dropout``, ``hidden`` for MLPs),
+    neuron options (``tau, v_threshold, surrogate, alpha``) and, for E-I models, the E-I layer options
+    (``ei_ratio, stabilization, epsilon, ste, scale_w_ei_grad, init``; ignored by other kinds).
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, T=T, **kwargs)
+
+
+def _split_options(kind_name: str, kwargs: dict[str, Any]) -> tuple[LayerKind, NeuronOptions, dict[str, Any]]:
+    ei = {k: kwargs.pop(k) for k in EI_OPTIONS if k in kwargs}
+    neuron = NeuronOptions(**{k: kwargs.pop(k) for k in NEURON_OPTIONS if k in kwargs})
+    return LayerKind(kind_name, ei if kind_name == "ei" else {}), neuron, kwargs
+
+
+def _builder(network: Callable[..., SpikingNetwork], kind_name: str, **fixed: Any) -> Builder:
+    def build(num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
+        kind, neuron, rest = _split_options(kind_name, dict(kwargs))
+        try:
+            return network(kind=kind, num_classes=num_classes, in_channels=in_channels, T=T, neuron=neuron, **fixed, **rest)
+        except TypeError as err:
+            raise ValueError(f"bad option for {kind_name} model: {err}") from None
+
+    return build
+
+
+for _kind in KIND_NAMES:
+    for _depth, _plan in VGG_PLANS.items():
+        register_model(f"{_kind}_vgg{_depth}", _builder(VGG, _kind, plan=_plan))
+    for _depth in RESNET_PLANS:
+        register_model(f"{_kind}_resnet{_depth}", _builder(ResNet, _kind, depth=_depth))
+    register_model(f"{_kind}_mlp", _builder(MLP, _kind))

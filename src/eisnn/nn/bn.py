@@ -1,0 +1,27 @@
+"""Building blocks of the BN-SNN baseline: bias-free conv/linear followed by BatchNorm.
+
+BatchNorm runs on the merged ``[T*B, C, ...]`` tensor: statistics per channel over time,
+batch and space; running statistics at inference. Kaiming normal (fan_out) init.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class ConvBN(nn.Sequential):
+    """``Conv2d(bias=False) -> BatchNorm2d``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        super().__init__(conv, nn.BatchNorm2d(out_channels))
+
+
+class LinearBN(nn.Sequential):
+    """``Linear(bias=False) -> BatchNorm1d``."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        linear = nn.Linear(in_features, out_features, bias=False)
+        nn.init.kaiming_normal_(linear.weight, mode="fan_out", nonlinearity="relu")
+        super().__init__(linear, nn.BatchNorm1d(out_features))

@@ -1,0 +1,33 @@
+"""The multi-step LIF neuron as a module (SPEC section 5)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .. import functional as EF
+
+
+class LIF(nn.Module):
+    """Leaky integrate-and-fire over ``T`` steps: input ``[T, B, ...]`` currents, output spikes.
+
+    Stateless across calls: the membrane starts at 0 every forward (no reset to forget).
+    """
+
+    def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, surrogate: str = "sigmoid", alpha: float = 4.0) -> None:
+        super().__init__()
+        if tau < 1:
+            raise ValueError(f"LIF tau must be >= 1, got {tau}")
+        if v_threshold <= 0:
+            raise ValueError(f"LIF v_threshold must be > 0, got {v_threshold}")
+        EF.surrogate_derivative(surrogate)  # validates the name
+        self.tau = tau
+        self.v_threshold = v_threshold
+        self.surrogate = surrogate
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return EF.lif_multistep(x, self.tau, self.v_threshold, self.surrogate, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, alpha={self.alpha}"
