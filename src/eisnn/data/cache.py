@@ -79,10 +79,14 @@ def load_or_build(directory: str | os.PathLike, key: dict[str, Any],
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     labels = []
-    for index, (counts, label) in enumerate(tqdm(samples, total=total, desc=f"caching {directory.name}",
-                                                  leave=False, mininterval=2.0)):
-        np.save(tmp / f"{index}.npy", counts.astype(compact_dtype(int(counts.max(initial=0)))))
-        labels.append(int(label))
+    try:
+        for index, (counts, label) in enumerate(tqdm(samples, total=total, desc=f"caching {directory.name}",
+                                                      leave=False, mininterval=2.0)):
+            np.save(tmp / f"{index}.npy", counts.astype(compact_dtype(int(counts.max(initial=0)))))
+            labels.append(int(label))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     (tmp / "meta.json").write_text(json.dumps({"key": key, "labels": labels}))
     if directory.exists():
         stale = directory.with_name(f".{directory.name}.stale{os.getpid()}")
