@@ -136,6 +136,27 @@ register(Command("eval", "top-1/top-5 and firing rates of a checkpoint on its te
 register(Command("convert", "write an eisnn checkpoint from a reference checkpoint", _configure_convert, _run_convert))
 
 
+def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
+    """``eisnn.diagnostics.commands.<name>``, imported only when the subcommand runs."""
+    def run(args: argparse.Namespace) -> int:
+        from eisnn.diagnostics import commands
+        return getattr(commands, name)(args)
+    return run
+
+
+def _configure_from(name: str) -> Callable[[argparse.ArgumentParser], None]:
+    def configure(p: argparse.ArgumentParser) -> None:
+        from eisnn.diagnostics import commands
+        getattr(commands, name)(p)
+    return configure
+
+
+register(Command("plot", "redraw the PNG plots of a run directory (learning curves, rates, diagnostics)",
+                 _configure_from("configure_plot"), _lazy("run_plot")))
+register(Command("study", "train the ablation/baseline/depth study on offline data and write docs/results.md",
+                 _configure_from("configure_study"), _lazy("run_study")))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eisnn", description="Deep normalization-free spiking networks "
                                      "with excitatory-inhibitory circuits.")

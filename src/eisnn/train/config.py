@@ -92,6 +92,7 @@ class TrainConfig:
     ste: bool = _key(True, model_kwarg=True, help="straight-through stabilization gradient")
     scale_w_ei_grad: bool = _key(True, model_kwarg=True, help="divide W_EI's gradient by fan-in")
     init: str = _key("ei", choices=("ei", "standard"), model_kwarg=True)
+    hidden: list[int] | None = _key(None, ge=1, model_kwarg=True, help="MLP hidden layer sizes (null: 256, 256)")
     # machinery
     device: str = _key("auto", choices=("auto", "cpu", "cuda"))
     loader: str = _key("auto", choices=("auto", "resident", "dataloader"),
@@ -100,6 +101,11 @@ class TrainConfig:
     eval_every: int = _key(1, ge=1, help="evaluate on the test set every N epochs (and the last)")
     progress: bool = _key(True, help="show a progress bar per epoch")
     histograms: bool = _key(True, help="TensorBoard firing-rate and weight histograms")
+    plots: bool = _key(True, help="redraw the PNG plots every epoch (`eisnn plot RUN_DIR` draws them later)")
+    diagnostics: bool = _key(False, help="record per-layer E/I statistics and gradient norms (eisnn.diagnostics)")
+    diagnostics_every: int = _key(1, ge=1, help="diagnostics on the test evaluation every N epochs (and the last)")
+    histogram_epochs: list[int] | None = _key(None, ge=1, help="epochs whose weights and currents are kept for "
+                                              "histograms (null: first and last)")
     limit_batches: int | None = _key(None, ge=1, help="at most N batches per epoch, train and test (smoke runs)")
 
     def __post_init__(self) -> None:
@@ -148,11 +154,19 @@ def _coerce(name: str, value: Any) -> Any:
     for kind in allowed:
         if kind is not type(None) and type(value) is kind:
             return value
+        if typing.get_origin(kind) is list and isinstance(value, list):
+            (item,) = typing.get_args(kind)
+            if all(type(v) is item for v in value):
+                return value
     names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
     raise ConfigError(f"{name}: expected {names}, got {value!r} ({type(value).__name__})")
 
 
 def _check_range(f: dataclasses.Field, value: Any) -> None:
+    if isinstance(value, list):
+        for item in value:
+            _check_range(f, item)
+        return
     if value is None or isinstance(value, (str, bool)):
         return
     if isinstance(value, float) and not math.isfinite(value):

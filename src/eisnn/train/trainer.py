@@ -15,6 +15,7 @@ Run directory layout::
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
@@ -27,6 +28,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from eisnn import dale
+from eisnn.diagnostics.plots import plot_diagnostics
+from eisnn.diagnostics.training import TrainingDiagnostics
 from eisnn.init import ei_init, is_initialized
 from eisnn.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from eisnn.train.config import TrainConfig, from_dict, save_config
@@ -90,6 +93,8 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.model)
         dale.attach(self.optimizer, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
+        self.diagnostics = (TrainingDiagnostics(self.model, self.run_dir, cfg.epochs, cfg.diagnostics_every,
+                                                cfg.histogram_epochs) if cfg.diagnostics else None)
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
         self.skipped = 0  # non-finite steps skipped (nonfinite: skip)
@@ -150,12 +155,18 @@ class Trainer:
         row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
                                "train_loss": train["loss"], "train_top1": train["top1"],
                                "train_rate": train["rate"], "skipped_steps": self.skipped}
+        if self.diagnostics is not None:
+            row.update(self.diagnostics.gradient_row())
         result: EvalResult | None = None
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            result = evaluate(self.model, self._limited(self.loaders.test), self.device, cfg.amp,
-                              per_neuron=cfg.histograms)
+            recorder = self.diagnostics.recorder(epoch + 1) if self.diagnostics is not None else None
+            with recorder or contextlib.nullcontext():
+                result = evaluate(self.model, self._limited(self.loaders.test), self.device, cfg.amp,
+                                  per_neuron=cfg.histograms)
             row.update(test_loss=result.loss, test_top1=result.top1, test_top5=result.top5)
             row.update({RATE_PREFIX + name: rate for name, rate in result.firing_rates.items()})
+            if recorder is not None:
+                row.update(self.diagnostics.activity_row(epoch + 1, recorder))
         row["epoch_s"] = time.perf_counter() - t0
         self.history.append(row)
         self.epoch = epoch + 1
@@ -200,6 +211,8 @@ class Trainer:
                 if not (loss_ok and grad_ok):
                     self._non_finite(epoch, i, "loss" if not loss_ok else "gradient")
                     continue
+                if self.diagnostics is not None:
+                    self.diagnostics.after_backward()
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
@@ -235,7 +248,10 @@ class Trainer:
 
     def _write_tables(self) -> None:
         write_metrics_csv(self.history, self.run_dir / "metrics.csv")
-        plot_run(self.history, self.run_dir / "plots")
+        if self.cfg.plots:
+            plot_run(self.history, self.run_dir / "plots")
+            if self.diagnostics is not None:
+                plot_diagnostics(self.history, self.run_dir, redraw=False)
 
 
 def summary_line(row: dict[str, Any], epochs: int) -> str:

@@ -1,0 +1,104 @@
+"""The quantities the diagnostics report, as pure tensor functions (no hooks, no state).
+
+Definitions (one E-I layer, input ``x``, currents as in SPEC section 1)::
+
+    I_EE, I_I = currents(x)
+    sub = W_EI @ I_I                    # subtractive inhibition
+    div = W_EI @ (g_I * I_I)            # divisive inhibition, before stabilization
+
+- E units are the LIF neurons fed by the layer; a *unit* is one neuron (channel, and position for
+  a convolution). Its rate is its mean spike count per time step over everything recorded.
+  *silent*: share of units that never fired; *saturated*: share that fired at every step.
+- I units are instantaneous ReLU units (the paper's fast-spiking interneurons): their activity is
+  ``ReLU(I_I)``; ``i_active`` is the share of positive entries of ``I_I``, ``i_mean`` their mean.
+- ``balance = mean(sub) / mean(I_EE)``: how much of the excitatory drive inhibition subtracts.
+- ``div_zero``: share of entries with ``div == 0``, i.e. where the adaptive stabilization replaced
+  a zero by the row's smallest positive value (under ``epsilon``/``none`` the entries that only
+  epsilon, or nothing, guards). ``div_empty``: share of rows (one time step of one sample)
+  without any positive entry, whose current becomes ``b_E``.
+- ``dale_pinned``: share of Dale-constrained values (``W_EE, W_IE, W_EI, g_I, g_E``) that are exactly 0.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..functional.ei import mix_channels
+from ..nn.ei import DALE_PARAMETERS, EILayer
+
+
+def lateral_currents(layer: EILayer, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``I_EE, I_I, sub, div`` of ``layer`` for input ``x`` (``div`` before stabilization)."""
+    i_ee, i_i = layer.currents(x)
+    g_i = layer.g_i.view(1, -1, *([1] * (i_i.dim() - 2)))
+    return {"i_ee": i_ee, "i_i": i_i, "sub": mix_channels(layer.w_ei, i_i),
+            "div": mix_channels(layer.w_ei, g_i * i_i)}
+
+
+def current_sums(currents: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sums that make the E-I statistics additive over batches (float64, on the device, no sync):
+
+    ``[count, sum I_EE, sum sub, #(I_I > 0), sum ReLU(I_I), #I_I, sum div, sum div^2, #(div == 0), #rows without
+    positive div, #rows]``.
+    """
+    i_ee, i_i, sub, div = (currents[k].detach().double() for k in ("i_ee", "i_i", "sub", "div"))
+    rows = div.shape[0]
+    empty = (div.reshape(rows, -1) > 0).sum(1) == 0
+    sizes = i_ee.new_tensor([i_ee.numel(), i_i.numel(), rows])
+    return torch.stack([
+        sizes[0], i_ee.sum(), sub.sum(), (i_i > 0).sum().double(), i_i.clamp_min(0).sum(), sizes[1],
+        div.sum(), (div * div).sum(), (div == 0).sum().double(), empty.sum().double(), sizes[2],
+    ])
+
+
+def current_stats(sums: torch.Tensor) -> dict[str, float]:
+    """The E-I statistics from accumulated :func:`current_sums` (one host transfer)."""
+    n, s_ee, s_sub, i_pos, i_sum, n_i, d_sum, d_sq, d_zero, empty, rows = sums.tolist()
+    div_mean = d_sum / n
+    return {
+        "balance": s_sub / s_ee if s_ee != 0 else float("nan"),
+        "i_active": i_pos / n_i,
+        "i_mean": i_sum / n_i,
+        "div_mean": div_mean,
+        "div_std": max(d_sq / n - div_mean * div_mean, 0.0) ** 0.5,
+        "div_zero": d_zero / n,
+        "div_empty": empty / rows,
+    }
+
+
+def spike_counts(spikes: torch.Tensor) -> torch.Tensor:
+    """Spikes per unit summed over the leading time and batch dims of ``[T, B, ...]`` (float64)."""
+    return spikes.detach().double().reshape(spikes.shape[0] * spikes.shape[1], -1).sum(0)
+
+
+def firing_stats(counts: torch.Tensor, steps: int) -> dict[str, float]:
+    """``e_rate, silent, saturated`` from per-unit spike counts over ``steps`` (time steps x samples)."""
+    rate, silent, saturated = torch.stack([counts.mean() / steps, (counts == 0).double().mean(),
+                                           (counts >= steps).double().mean()]).tolist()
+    return {"e_rate": rate, "silent": silent, "saturated": saturated}
+
+
+def dale_pinned(layer: EILayer) -> float:
+    """Share of ``layer``'s Dale-constrained values that are exactly zero."""
+    params = [getattr(layer, name).detach() for name in DALE_PARAMETERS]
+    zeros = torch.stack([(p == 0).sum() for p in params]).sum()
+    return float(zeros) / sum(p.numel() for p in params)
+
+
+def parameter_kind(model: nn.Module, name: str) -> str:
+    """Kind of parameter ``name``: ``w_ee, w_ie, w_ei, g_i, g_e, b_e`` in E-I layers, else
+    ``<module class>.<attribute>`` (``conv2d.weight``, ``batchnorm2d.bias``, ``linear.weight``)."""
+    owner, _, attr = name.rpartition(".")
+    module = model.get_submodule(owner) if owner else model
+    return attr if isinstance(module, EILayer) else f"{type(module).__name__.lower()}.{attr}"
+
+
+def grad_sq_norms(groups: dict[str, list[nn.Parameter]]) -> torch.Tensor:
+    """Squared L2 norm of the gradients of each group (stacked, on the device, no sync)."""
+    out = []
+    for params in groups.values():
+        grads = [p.grad.detach().float() for p in params if p.grad is not None]
+        out.append(torch.stack([g.square().sum() for g in grads]).sum() if grads else
+                   torch.zeros((), device=params[0].device))
+    return torch.stack(out)
