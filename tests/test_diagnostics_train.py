@@ -1,0 +1,78 @@
+"""Diagnostics in a training run: CSV and TensorBoard columns, histogram data, `eisnn plot`, config keys."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from eisnn.cli import main
+from eisnn.train.config import ConfigError, from_dict
+from eisnn.train.trainer import start_run
+
+
+def tiny(tmp_path, **changes):
+    base = dict(model="ei_mlp", dataset="digits", image_size=8, T=2, epochs=2, batch_size=64, limit_batches=2,
+                lr=0.01, warmup_epochs=0.5, warmup_start_lr=1e-4, progress=False, histograms=False, plots=False,
+                out_dir=str(tmp_path), name="run", hidden=[16, 16, 16])
+    return from_dict({**base, **changes})
+
+
+def train(cfg):
+    t = start_run(cfg, echo=lambda _: None)
+    t.fit()
+    t.close()
+    return t
+
+
+def test_diagnostics_reach_csv_tensorboard_histograms_and_plots(tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(tiny(tmp_path, diagnostics=True, histogram_epochs=[2]))
+    run = tmp_path / "run"
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    layers = ["stem", "body.0", "body.1", "head.module"]
+    for row in rows:
+        for layer in layers[:3]:
+            assert 0 < float(row[f"diag/{layer}/e_rate"]) < 1
+            assert float(row[f"diag/{layer}/e_rate"]) == pytest.approx(float(row[f"rate/{layer}.lif"]))
+            assert 0 <= float(row[f"diag/{layer}/silent"]) <= 1
+        for layer in layers:
+            assert 0 <= float(row[f"diag/{layer}/div_zero"]) <= 1 and float(row[f"diag/{layer}/balance"]) > 0
+        for kind in ("w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e"):
+            assert float(row[f"grad/{kind}"]) > 0
+    assert "diag/head.module/e_rate" not in rows[0]  # the readout has no neurons
+    assert sorted(p.name for p in (run / "diagnostics").iterdir()) == ["histograms_epoch2.npz"]
+    data = np.load(run / "diagnostics" / "histograms_epoch2.npz")
+    assert {"weight/stem/w_ee", "current/body.1/div", "current/head.module/i_int"} <= set(data.files)
+    tags = EventAccumulator(str(run / "tensorboard")).Reload().Tags()["scalars"]
+    assert {"diag/stem/balance", "grad/w_ei"} <= set(tags)
+    assert not (run / "plots").exists()  # plots: false
+    assert main(["plot", str(run)]) == 0
+    for png in ("learning_curves", "firing_rates", "diagnostics", "histograms_epoch2"):
+        assert (run / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_diagnostics_off_adds_nothing(tmp_path):
+    t = train(tiny(tmp_path))
+    assert t.diagnostics is None
+    header = next(csv.reader(open(tmp_path / "run" / "metrics.csv")))
+    assert not [c for c in header if c.startswith(("diag/", "grad/"))]
+    assert not (tmp_path / "run" / "diagnostics").exists()
+
+
+def test_plot_command_needs_a_run_directory(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "no metrics.csv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"histogram_epochs": [0]}, "histogram_epochs: must be >= 1"),
+    ({"histogram_epochs": ["1"]}, "histogram_epochs: expected list"),
+    ({"diagnostics_every": 0}, "diagnostics_every: must be >= 1"),
+    ({"hidden": [8, 0]}, "hidden: must be >= 1"),
+])
+def test_bad_diagnostics_keys_are_named(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        from_dict(changes)
