@@ -16,7 +16,8 @@ from eisnn.train.trainer import NonFiniteError, Trainer, resume_run, start_run
 
 def tiny(tmp_path, name: str, **changes) -> TrainConfig:
     base = dict(model="ei_mlp", dataset="digits", image_size=8, T=2, epochs=2, batch_size=64, limit_batches=3,
-                lr=0.05, warmup_epochs=0.5, warmup_start_lr=1e-4, progress=False, out_dir=str(tmp_path), name=name)
+                lr=0.05, warmup_epochs=0.5, warmup_start_lr=1e-4, progress=False, out_dir=str(tmp_path), name=name,
+                device="cpu")  # bit-exact resume is promised on the CPU
     return from_dict({**base, **changes})
 
 
