@@ -39,6 +39,7 @@ def test_train_runs_a_config_and_prints_the_test_accuracy(tmp_path, capsys):
     (["--set", "lrr=1"], "eisnn: error: unknown key 'lrr'; known keys: model,"),
     (["--set", "model=ei_vgg7"], "eisnn: error: model: 'ei_vgg7' is not one of "),
     (["no_such_config"], "eisnn: error: no config file 'no_such_config'"),
+    (["--stop-after", "0"], "eisnn: error: --stop-after: must be >= 1, got 0"),
     (["--resume", "/nonexistent/run"], "eisnn: error: no checkpoint at /nonexistent/run/checkpoints/last.pt"),
 ])
 def test_bad_input_ends_with_one_error_line(tmp_path, capsys, argv, message):

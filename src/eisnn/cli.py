@@ -74,6 +74,8 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.keys:
         print(C.describe())
         return 0
+    if args.stop_after is not None and args.stop_after < 1:
+        raise C.ConfigError(f"--stop-after: must be >= 1, got {args.stop_after}")
     if args.resume is not None:
         if args.config is not None or args.overrides or args.out is not None:
             raise C.ConfigError("--resume takes the run's own config: drop CONFIG, --set and --out")
