@@ -14,8 +14,9 @@ The backward pass uses the surrogate derivative of the step (``functional.surrog
 
 Two implementations: ``lif_multistep_eager`` (a loop differentiated by autograd, the reference)
 and ``lif_multistep_fused`` (one autograd node: the forward loop writes into preallocated
-buffers and saves only ``U = H - V_th``; the backward runs the recurrence above in reverse).
-Both compute the forward with the same floating-point operations, so spikes are bit-identical.
+buffers and saves only ``H``; the backward runs the recurrence above in reverse). The forward
+rounds exactly like the eager loop, so spikes are bit-identical; the backward agrees to float
+rounding (it evaluates the surrogate's product in another order).
 """
 
 from __future__ import annotations
@@ -43,46 +44,66 @@ def lif_multistep_eager(
     return torch.stack(spikes)
 
 
-def _lif_forward(x: torch.Tensor, tau: float, v_threshold: float, u: torch.Tensor | None) -> torch.Tensor:
-    """Spikes of the LIF recurrence, without autograd; ``U[t] = H[t] - V_th`` is written into ``u`` if given."""
+def _integrate(v: torch.Tensor, x_t: torch.Tensor, tau: float, out: torch.Tensor, scratch: torch.Tensor) -> None:
+    """``out = v - v / tau + x_t`` with the eager rounding; for ``tau == 2`` in one pass, as
+    ``v / 2`` is exact and so ``v - v / 2 == 0.5 * v``."""
+    if tau == 2.0:
+        torch.add(x_t, v, alpha=0.5, out=out)
+        return
+    torch.div(v, tau, out=scratch)
+    torch.sub(v, scratch, out=out)
+    out.add_(x_t)
+
+
+def _lif_forward(x: torch.Tensor, tau: float, v_threshold: float, h: torch.Tensor | None) -> torch.Tensor:
+    """Spikes of the LIF recurrence, without autograd; ``H[t]`` is written into ``h`` if given."""
     spikes = torch.empty_like(x)
     v = torch.zeros_like(x[0])
-    h = torch.empty_like(v)
     scratch = torch.empty_like(v)
+    step = torch.empty_like(v) if h is None else None
     for t in range(x.shape[0]):
-        torch.div(v, tau, out=scratch)
-        torch.sub(v, scratch, out=h)
-        h.add_(x[t])
-        u_t = u[t] if u is not None else scratch
-        torch.sub(h, v_threshold, out=u_t)
-        torch.ge(u_t, 0, out=spikes[t])
-        torch.sub(h, spikes[t], alpha=v_threshold, out=v)
+        h_t = step if h is None else h[t]
+        _integrate(v, x[t], tau, h_t, scratch)
+        torch.ge(h_t, v_threshold, out=spikes[t])  # H >= V_th  <=>  H - V_th >= 0 (exact subtraction sign)
+        torch.sub(h_t, spikes[t], alpha=v_threshold, out=v)
     return spikes
 
 
+def _spike_grad(grad_spike: torch.Tensor, u: torch.Tensor, surrogate: str, alpha: float) -> torch.Tensor:
+    """``dL/dS * sg'(u)``; for the sigmoid surrogate ``alpha * sigmoid_backward(dL/dS, sig(alpha u))``,
+    computed in place in ``u``."""
+    if surrogate != "sigmoid":
+        return grad_spike * surrogate_derivative(surrogate)(u, alpha)
+    sig = torch.sigmoid_(u.mul_(alpha))
+    return torch.ops.aten.sigmoid_backward(grad_spike, sig).mul_(alpha)
+
+
 class _LIFMultistep(torch.autograd.Function):
-    """The LIF over ``T`` steps as one autograd node that saves ``U = H - V_th`` only."""
+    """The LIF over ``T`` steps as one autograd node that saves ``H`` only."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, tau: float, v_threshold: float, surrogate: str, alpha: float):  # type: ignore[override]
-        u = torch.empty_like(x)
-        spikes = _lif_forward(x, tau, v_threshold, u)
-        ctx.save_for_backward(u)
-        ctx.tau, ctx.surrogate, ctx.alpha = tau, surrogate, alpha
+        h = torch.empty_like(x)
+        spikes = _lif_forward(x, tau, v_threshold, h)
+        ctx.save_for_backward(h)
+        ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha = tau, v_threshold, surrogate, alpha
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
-        (u,) = ctx.saved_tensors
-        derivative = surrogate_derivative(ctx.surrogate)
-        grad_x = torch.empty_like(u)
-        grad_v = torch.zeros_like(u[0])
-        for t in range(u.shape[0] - 1, -1, -1):
-            grad_h = grad_x[t]
-            torch.mul(grad_spikes[t], derivative(u[t], ctx.alpha), out=grad_h)
-            grad_h.add_(grad_v)
-            torch.div(grad_h, ctx.tau, out=grad_v)
-            torch.sub(grad_h, grad_v, out=grad_v)
+        (h,) = ctx.saved_tensors
+        tau = ctx.tau
+        grad_x = torch.empty_like(h)
+        grad_v = torch.zeros_like(h[0])
+        u = torch.empty_like(h[0])
+        for t in range(h.shape[0] - 1, -1, -1):
+            torch.sub(h[t], ctx.v_threshold, out=u)
+            grad_h = torch.add(grad_v, _spike_grad(grad_spikes[t], u, ctx.surrogate, ctx.alpha), out=grad_x[t])
+            if tau == 2.0:
+                torch.mul(grad_h, 0.5, out=grad_v)
+            else:
+                torch.div(grad_h, tau, out=grad_v)
+                torch.sub(grad_h, grad_v, out=grad_v)
         return grad_x, None, None, None, None
 
 
