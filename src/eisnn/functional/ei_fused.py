@@ -3,12 +3,12 @@
 The layer's input map produces the stacked currents ``[I_EE; I_I]`` (``[N, n_E + n_I, ...]``)
 in one convolution. From them, per position::
 
-    [sub; div] = [W_EI; W_EI diag(g_I)] @ I_I      # both I->E products in one matrix product
-    I_int      = g_E * (I_EE - sub) / stabilize(div) + b_E
+    sub   = W_EI @ I_I,   div = (W_EI diag(g_I)) @ I_I
+    I_int = g_E * (I_EE - sub) / stabilize(div) + b_E
 
-The forward works in place in the buffer of that product and saves only the stacked currents
-(which the layer computed anyway) and one row minimum per sample; the backward recomputes the
-product and derives every gradient from it, reusing its buffer:
+The forward works in place in the buffers of the two products and saves only the stacked
+currents (which the layer computed anyway) and one row minimum per sample; the backward
+recomputes the products and derives every gradient from them, reusing their buffers:
 
     G_q   = G / q                      (q = stabilize(div), G = dL/dI_int)
     dI_EE = g_E * G_q = -d sub,   d div = -g_E * G_q * (I_EE - sub) / q   (straight-through)
@@ -27,18 +27,17 @@ from .ei import STABILIZATIONS, ei_integrate_eager
 
 
 def _mix(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``W @ x`` at every position for ``x [N, n_I, P]``: ``[N, rows(W), P]``."""
+    """``W @ x`` at every position for ``x [N, n_I, P]``: a contiguous ``[N, rows(W), P]``."""
     if x.shape[2] == 1:
         return (x[:, :, 0] @ w.t()).unsqueeze(2)
     return torch.matmul(w, x)
 
 
-def _mix_backward(w: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradients of ``_mix(w, x)`` given ``grad [N, rows(W), P]``: ``(d x, d w)``."""
+def _mix_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Gradient of ``_mix(w, x)`` with respect to ``w``, given ``grad [N, rows(W), P]``."""
     if x.shape[2] == 1:
-        g2 = grad[:, :, 0]
-        return (g2 @ w).unsqueeze(2), g2.t() @ x[:, :, 0]
-    return torch.matmul(w.t(), grad), torch.matmul(grad, x.transpose(1, 2)).sum(0)
+        return grad[:, :, 0].t() @ x[:, :, 0]
+    return torch.matmul(grad, x.transpose(1, 2)).sum(0)
 
 
 def _stabilize_(div: torch.Tensor, mode: str, epsilon: float, row_min: torch.Tensor | None = None) -> torch.Tensor | None:
@@ -54,55 +53,59 @@ def _stabilize_(div: torch.Tensor, mode: str, epsilon: float, row_min: torch.Ten
     return row_min
 
 
+def _balance_and_denominator(
+    c3: torch.Tensor, w_ei: torch.Tensor, w_gi: torch.Tensor, n_e: int, mode: str, epsilon: float, row_min: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(I_EE - W_EI @ I_I, stabilize(W_EI diag(g_I) @ I_I), row minima)`` as fresh contiguous tensors."""
+    i_i = c3[:, n_e:]
+    balanced = _mix(w_ei, i_i)
+    torch.sub(c3[:, :n_e], balanced, out=balanced)
+    div = _mix(w_gi, i_i)
+    return balanced, div, _stabilize_(div, mode, epsilon, row_min)
+
+
 class _EIIntegrate(torch.autograd.Function):
     """``g_E * (I_EE - sub) / q + b_E`` from the stacked currents, saving the currents only."""
 
     @staticmethod
-    def forward(ctx, currents, w_mix, g_e, b_e, n_excitatory: int, mode: str, epsilon: float):  # type: ignore[override]
+    def forward(ctx, currents, w_ei, w_gi, g_e, b_e, n_excitatory: int, mode: str, epsilon: float):  # type: ignore[override]
         shape = currents.shape
         c3 = currents.reshape(shape[0], shape[1], -1)
-        i_ee, i_i = c3[:, :n_excitatory], c3[:, n_excitatory:]
-        mixed = _mix(w_mix.to(c3.dtype), i_i)
-        sub, div = mixed[:, :n_excitatory], mixed[:, n_excitatory:]
-        row_min = _stabilize_(div, mode, epsilon)
-        balanced = torch.sub(i_ee, sub, out=sub)
+        dtype = c3.dtype
+        balanced, div, row_min = _balance_and_denominator(c3, w_ei.to(dtype), w_gi.to(dtype), n_excitatory, mode, epsilon, None)
         balanced.mul_(g_e.view(1, -1, 1))
-        out = torch.addcdiv(b_e.view(1, -1, 1), balanced, div)
-        ctx.save_for_backward(currents, w_mix, g_e, row_min)
+        out = torch.addcdiv(b_e.view(1, -1, 1).to(dtype), balanced, div, out=balanced)
+        ctx.save_for_backward(currents, w_ei, w_gi, g_e, row_min)
         ctx.n_excitatory, ctx.mode, ctx.epsilon = n_excitatory, mode, epsilon
         return out.view(shape[0], n_excitatory, *shape[2:])
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        currents, w_mix, g_e, row_min = ctx.saved_tensors
+        currents, w_ei, w_gi, g_e, row_min = ctx.saved_tensors
         n_e = ctx.n_excitatory
         shape = currents.shape
         c3 = currents.reshape(shape[0], shape[1], -1)
-        i_ee, i_i = c3[:, :n_e], c3[:, n_e:]
-        w = w_mix.to(c3.dtype)
-        mixed = _mix(w, i_i)
-        sub, div = mixed[:, :n_e], mixed[:, n_e:]
-        _stabilize_(div, ctx.mode, ctx.epsilon, row_min)
-        balanced = torch.sub(i_ee, sub, out=sub)
-        g = g_e.view(1, -1, 1).to(c3.dtype)
+        dtype = c3.dtype
+        w_ei_c, w_gi_c = w_ei.to(dtype), w_gi.to(dtype)
+        balanced, div, _ = _balance_and_denominator(c3, w_ei_c, w_gi_c, n_e, ctx.mode, ctx.epsilon, row_min)
+        g = g_e.view(1, -1, 1).to(dtype)
         grad = grad_out.reshape(shape[0], n_e, -1)
-        grad_currents = torch.empty_like(c3)
-        grad_ee = grad_currents[:, :n_e]
-        torch.div(grad, div, out=grad_ee)  # G / q
-        product = balanced.mul_(grad_ee)  # G/q * (I_EE - sub)
+        grad_q = torch.div(grad, div)  # G / q
+        product = balanced.mul_(grad_q)  # G/q * (I_EE - sub)
         grad_g_e = product.sum(dim=(0, 2))
-        product.mul_(-g)
-        torch.div(product, div, out=div)  # d div
-        grad_ee.mul_(g)  # d I_EE
-        torch.neg(grad_ee, out=sub)  # d sub
-        grad_i, grad_w = _mix_backward(w, i_i, mixed)
-        grad_currents[:, n_e:] = grad_i
-        grad_b_e = grad.sum(dim=(0, 2))
+        grad_div = torch.div(product.mul_(-g), div, out=div)  # -g_E G/q (I_EE - sub) / q
+        grad_ee = grad_q.mul_(g)
+        grad_sub = torch.neg(grad_ee, out=product)
+        grad_currents = torch.empty_like(c3)
+        grad_currents[:, :n_e] = grad_ee
+        grad_currents[:, n_e:] = _mix(w_ei_c.t(), grad_sub) + _mix(w_gi_c.t(), grad_div)
+        i_i = c3[:, n_e:]
         return (
             grad_currents.view(shape),
-            grad_w.to(w_mix.dtype),
+            _mix_weight_grad(i_i, grad_sub).to(w_ei.dtype),
+            _mix_weight_grad(i_i, grad_div).to(w_gi.dtype),
             grad_g_e.to(g_e.dtype),
-            grad_b_e.to(g_e.dtype),
+            grad.sum(dim=(0, 2)).to(g_e.dtype),
             None,
             None,
             None,
@@ -135,8 +138,7 @@ def ei_integrate_currents(
         return ei_integrate_eager(
             i_ee, i_i, w_ei, g_i, g_e, b_e, readout=readout, stabilization=stabilization, epsilon=epsilon, ste=ste
         )
-    w_mix = torch.cat([w_ei, w_ei * g_i.view(1, -1)])
-    return _EIIntegrate.apply(currents, w_mix, g_e, b_e, n_excitatory, stabilization, epsilon)
+    return _EIIntegrate.apply(currents, w_ei, w_ei * g_i.view(1, -1), g_e, b_e, n_excitatory, stabilization, epsilon)
 
 
 def ei_integrate_fused(
