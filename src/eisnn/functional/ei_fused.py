@@ -37,6 +37,8 @@ def _mix_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """Gradient of ``_mix(w, x)`` with respect to ``w``, given ``grad [N, rows(W), P]``."""
     if x.shape[2] == 1:
         return grad[:, :, 0].t() @ x[:, :, 0]
+    if x.shape[2] < x.shape[1]:  # few positions: one product over (N, P) beats N small ones and their sum
+        return torch.einsum("nep,nip->ei", grad, x)
     return torch.matmul(grad, x.transpose(1, 2)).sum(0)
 
 
