@@ -41,8 +41,11 @@ def test_lif_fused_rejects_unknown_surrogate() -> None:
         EF.lif_multistep_fused(torch.rand(2, 3), surrogate="nope")
 
 
+E, I = 8, 3  # excitatory and inhibitory channels of the test inputs
+
+
 def _ei_inputs(spatial: tuple[int, ...], dtype: torch.dtype) -> list[torch.Tensor]:
-    n, e, i = 6, 8, 2
+    n, e, i = 6, E, I
     currents = torch.rand(n, e + i, *spatial, dtype=dtype)
     if spatial:
         currents[0, e:, :2] = 0  # silent positions: div == 0, replaced by the row minimum
@@ -54,13 +57,13 @@ def _ei_inputs(spatial: tuple[int, ...], dtype: torch.dtype) -> list[torch.Tenso
 
 
 @pytest.mark.parametrize("stabilization", ["adaptive", "epsilon", "none"])
-@pytest.mark.parametrize("spatial", [(4, 5), ()])
+@pytest.mark.parametrize("spatial", [(4, 5), (1, 2), ()])  # many positions, fewer positions than I units, linear
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_ei_fused_matches_eager(stabilization: str, spatial: tuple[int, ...], dtype: torch.dtype) -> None:
     currents, w_ei, g_i, g_e, b_e = inputs = _ei_inputs(spatial, dtype)
     if stabilization == "none":
         with torch.no_grad():
-            currents[:, 8:] += 0.01  # no zero denominators without stabilization
+            currents[:, E:] += 0.01  # no zero denominators without stabilization
     n_e = w_ei.shape[0]
     opts = {"stabilization": stabilization, "epsilon": 1e-3}
     ref = EF.ei_integrate_eager(currents[:, :n_e], currents[:, n_e:], w_ei, g_i, g_e, b_e, **opts)
@@ -84,15 +87,15 @@ def test_ei_fused_matches_eager(stabilization: str, spatial: tuple[int, ...], dt
 def test_ei_unfused_configurations_use_the_reference(options: dict) -> None:
     currents, w_ei, g_i, g_e, b_e = _ei_inputs((3, 3), torch.float64)
     assert not EF.fused_supported(options.get("readout", False), "adaptive", options.get("ste", True))
-    ref = EF.ei_integrate_eager(currents[:, :8], currents[:, 8:], w_ei, g_i, g_e, b_e, **options)
-    out = EF.ei_integrate_currents(currents, 8, w_ei, g_i, g_e, b_e, **options)
+    ref = EF.ei_integrate_eager(currents[:, :E], currents[:, E:], w_ei, g_i, g_e, b_e, **options)
+    out = EF.ei_integrate_currents(currents, E, w_ei, g_i, g_e, b_e, **options)
     assert torch.equal(out, ref)
 
 
 def test_ei_fused_rejects_unknown_stabilization() -> None:
     currents, w_ei, g_i, g_e, b_e = _ei_inputs((2, 2), torch.float32)
     with pytest.raises(ValueError, match="stabilization"):
-        EF.ei_integrate_currents(currents, 8, w_ei, g_i, g_e, b_e, stabilization="clip")
+        EF.ei_integrate_currents(currents, E, w_ei, g_i, g_e, b_e, stabilization="clip")
 
 
 @pytest.mark.parametrize("layer", [EIConv2d(3, 8, 3, padding=1, init="standard"), EILinear(12, 8, init="standard")])

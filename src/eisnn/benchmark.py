@@ -245,7 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu" and args.dtype == "fp16":
         print("eisnn bench: fp16 autocast is for CUDA; use bf16 on CPU", file=sys.stderr)
         return 2
+    previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        return _run(args, device)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(args: argparse.Namespace, device: torch.device) -> int:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads"
     print(
         f"eisnn bench: torch {torch.__version__}, {where}, T={args.T}, {args.image_size}x{args.image_size}, "

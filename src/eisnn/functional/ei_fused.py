@@ -14,8 +14,8 @@ recomputes the products and derives every gradient from them, reusing their buff
     dI_EE = g_E * G_q = -d sub,   d div = -g_E * G_q * (I_EE - sub) / q   (straight-through)
     dg_E  = sum G_q * (I_EE - sub),   db_E = sum G
 
-Adaptive stabilization without host synchronization: zeros of ``div`` become ``+inf``, the row
-minimum is taken and put where the zeros were. The readout (``I_EE - sub``) and the adaptive mode without the
+Adaptive stabilization without host synchronization or boolean masks (see ``_stabilize_``).
+The readout (``I_EE - sub``) and the adaptive mode without the
 straight-through estimator use the eager reference.
 """
 
@@ -26,11 +26,15 @@ import torch
 from .ei import STABILIZATIONS, ei_integrate_eager
 
 
-def _mix(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``W @ x`` at every position for ``x [N, n_I, P]``: a contiguous ``[N, rows(W), P]``."""
+def _mix(w: torch.Tensor, x: torch.Tensor, add_to: torch.Tensor | None = None) -> torch.Tensor:
+    """``W @ x`` at every position for ``x [N, n_I, P]`` (plus ``add_to [N, rows(W), P]`` if given),
+    as a fresh contiguous ``[N, rows(W), P]``: one batched product, no layout copies."""
+    n = x.shape[0]
     if x.shape[2] == 1:
-        return (x[:, :, 0] @ w.t()).unsqueeze(2)
-    return torch.matmul(w, x)
+        out = x[:, :, 0] @ w.t() if add_to is None else torch.addmm(add_to[:, :, 0], x[:, :, 0], w.t())
+        return out.unsqueeze(2)
+    batched = w.expand(n, *w.shape)
+    return torch.bmm(batched, x) if add_to is None else torch.baddbmm(add_to, batched, x)
 
 
 def _mix_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -39,17 +43,27 @@ def _mix_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         return grad[:, :, 0].t() @ x[:, :, 0]
     if x.shape[2] < x.shape[1]:  # few positions: one product over (N, P) beats N small ones and their sum
         return torch.einsum("nep,nip->ei", grad, x)
-    return torch.matmul(grad, x.transpose(1, 2)).sum(0)
+    return torch.bmm(grad, x.transpose(1, 2)).sum(0)
 
 
 def _stabilize_(div: torch.Tensor, mode: str, epsilon: float, row_min: torch.Tensor | None = None) -> torch.Tensor | None:
     """In place: ``div [N, n_E, P]`` becomes the stabilized denominator. Returns the row minima
-    ``[N, 1, 1]`` of the adaptive mode (computed unless given), else ``None``."""
+    ``[N, 1, 1]`` of the adaptive mode (computed unless given), else ``None``.
+
+    Adaptive, with float arithmetic only (boolean masks are slow on CPU): ``z = (div == 0)`` as
+    0/1; the minimum of ``div + BIG z`` (``BIG`` the largest finite value, adding 0 or
+    subtracting back ``BIG`` is exact) is the smallest non-zero entry, ``BIG`` meaning none
+    (then ``+inf``); ``div + z * row_min`` puts it where the zeros are (exact: a non-zero entry
+    gains ``0 * row_min = 0``, and a row with ``row_min = inf`` has only zeros).
+    """
     if mode == "adaptive":
-        is_zero = div == 0
+        is_zero = torch.eq(div, 0, out=torch.empty_like(div))
         if row_min is None:
-            row_min = div.masked_fill_(is_zero, float("inf")).amin(dim=(1, 2), keepdim=True)
-        torch.where(is_zero, row_min, div, out=div)
+            big = torch.finfo(div.dtype).max
+            row_min = div.add_(is_zero, alpha=big).amin(dim=(1, 2), keepdim=True)
+            div.sub_(is_zero, alpha=big)
+            row_min = torch.where(row_min == big, float("inf"), row_min)
+        div.addcmul_(is_zero, row_min)
     elif mode == "epsilon":
         div.add_(epsilon)
     return row_min
@@ -60,8 +74,7 @@ def _balance_and_denominator(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``(I_EE - W_EI @ I_I, stabilize(W_EI diag(g_I) @ I_I), row minima)`` as fresh contiguous tensors."""
     i_i = c3[:, n_e:]
-    balanced = _mix(w_ei, i_i)
-    torch.sub(c3[:, :n_e], balanced, out=balanced)
+    balanced = _mix(-w_ei, i_i, add_to=c3[:, :n_e])
     div = _mix(w_gi, i_i)
     return balanced, div, _stabilize_(div, mode, epsilon, row_min)
 
@@ -92,19 +105,18 @@ class _EIIntegrate(torch.autograd.Function):
         balanced, div, _ = _balance_and_denominator(c3, w_ei_c, w_gi_c, n_e, ctx.mode, ctx.epsilon, row_min)
         g = g_e.view(1, -1, 1).to(dtype)
         grad = grad_out.reshape(shape[0], n_e, -1)
-        grad_q = torch.div(grad, div)  # G / q
-        product = balanced.mul_(grad_q)  # G/q * (I_EE - sub)
+        grad_currents = torch.empty_like(c3)
+        grad_ee = grad_currents[:, :n_e]
+        grad_ee.copy_(grad).div_(div)  # G / q
+        product = balanced.mul_(grad_ee)  # G/q * (I_EE - sub)
         grad_g_e = product.sum(dim=(0, 2))
         grad_div = torch.div(product.mul_(-g), div, out=div)  # -g_E G/q (I_EE - sub) / q
-        grad_ee = grad_q.mul_(g)
-        grad_sub = torch.neg(grad_ee, out=product)
-        grad_currents = torch.empty_like(c3)
-        grad_currents[:, :n_e] = grad_ee
-        grad_currents[:, n_e:] = _mix(w_ei_c.t(), grad_sub) + _mix(w_gi_c.t(), grad_div)
+        grad_ee.mul_(g)  # dI_EE = -d sub
         i_i = c3[:, n_e:]
+        grad_currents[:, n_e:] = _mix(w_gi_c.t(), grad_div, add_to=_mix(-w_ei_c.t(), grad_ee))
         return (
             grad_currents.view(shape),
-            _mix_weight_grad(i_i, grad_sub).to(w_ei.dtype),
+            (-_mix_weight_grad(i_i, grad_ee)).to(w_ei.dtype),
             _mix_weight_grad(i_i, grad_div).to(w_gi.dtype),
             grad_g_e.to(g_e.dtype),
             grad.sum(dim=(0, 2)).to(g_e.dtype),
