@@ -2,6 +2,8 @@
 LIFNode with the same semantics when it is importable; it is never a dependency of eisnn).
 
     PYTHONPATH=src python benchmarks/lif.py --threads 2
+    # with SpikingJelly installed apart from the project, e.g. pip install --no-deps --target /tmp/sj spikingjelly loguru
+    PYTHONPATH=src:/tmp/sj python benchmarks/lif.py --threads 2
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def spikingjelly_lif() -> Callable[[torch.Tensor], torch.Tensor] | None:
     except ImportError:
         return None
     node = neuron.LIFNode(tau=2.0, decay_input=False, v_reset=None, detach_reset=True,
-                          surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m", backend="torch")
+                          surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m")  # torch backend (default)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         functional.reset_net(node)

@@ -5,7 +5,9 @@ benchmark batch for the E-I model) and trained on one fixed random batch with SG
 weight decay 5e-4; Dale's projection after each step for the E-I model). One training step is
 ``zero_grad -> forward -> cross-entropy -> backward -> optimizer step``. Reported per model:
 
-- the median wall time of ``--steps`` warm steps (after ``--warmup`` steps);
+- the median wall time of ``--steps`` warm steps (after ``--warmup`` steps), the twins taking
+  turns step by step; on CPU also the median process CPU time (less sensitive to other load on
+  a shared machine, but it counts the threads' busy-waiting too);
 - the peak memory of one warm step: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the
   persistent tensors (parameters, gradients, buffers, optimizer state, batch) plus the peak of the
   bytes allocated minus freed by the step, in operator order, as recorded by the PyTorch profiler
@@ -46,6 +48,7 @@ class Result:
     name: str
     batch: int
     step_s: float
+    cpu_s: float
     peak_bytes: int
 
     @property
@@ -106,28 +109,28 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_step(setup: Setup, device: torch.device) -> float:
-    """Seconds of one training step."""
+def timed_step(setup: Setup, device: torch.device) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one training step."""
     _sync(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     setup.step()
     _sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - start_cpu
 
 
-def time_steps(setups: list[Setup], warmup: int, steps: int, device: torch.device) -> list[float]:
-    """Median seconds of ``steps`` warm training steps of each setup.
+def time_steps(setups: list[Setup], warmup: int, steps: int, device: torch.device) -> list[tuple[float, float]]:
+    """Median wall-clock and CPU seconds of ``steps`` warm training steps of each setup.
 
     The setups take turns step by step, so that a change of machine load affects all alike.
     """
     for setup in setups:
         for _ in range(warmup):
             setup.step()
-    times: list[list[float]] = [[] for _ in setups]
+    times: list[list[tuple[float, float]]] = [[] for _ in setups]
     for _ in range(steps):
         for setup, record in zip(setups, times):
             record.append(timed_step(setup, device))
-    return [statistics.median(record) for record in times]
+    return [(statistics.median(w for w, _ in record), statistics.median(c for _, c in record)) for record in times]
 
 
 def cpu_step_peak_bytes(setup: Setup) -> int:
@@ -186,12 +189,16 @@ def run_arch(arch: str, args: argparse.Namespace, device: torch.device) -> list[
     setups = [build(name, args, batch, device) for name in names]
     step_times = time_steps(setups, args.warmup, args.steps, device)
     results = []
-    for name, setup, step_s in zip(names, setups, step_times):
+    for name, setup, (step_s, cpu_s) in zip(names, setups, step_times):
         peak = step_peak_bytes(setup, device)
         if args.sync_check and device.type == "cuda":
             print(f"  {name}: sync check {check_no_sync(setup)}", flush=True)
-        results.append(Result(name, batch, step_s, peak))
-        print(f"  {name:<14} step {step_s * 1e3:9.1f} ms  peak {peak / 2**20:9.1f} MiB  {batch / step_s:8.1f} img/s", flush=True)
+        results.append(Result(name, batch, step_s, cpu_s, peak))
+        cpu = f"  (cpu time {cpu_s * 1e3:9.1f} ms)" if device.type == "cpu" else ""
+        print(
+            f"  {name:<14} step {step_s * 1e3:9.1f} ms  peak {peak / 2**20:9.1f} MiB  {batch / step_s:8.1f} img/s{cpu}",
+            flush=True,
+        )
     return results
 
 
@@ -200,8 +207,9 @@ def report(arch: str, ei: Result, bn: Result) -> bool:
     time_ratio, mem_ratio = ei.step_s / bn.step_s, ei.peak_bytes / bn.peak_bytes
     time_target, mem_target = TARGETS.get(arch, (float("inf"), float("inf")))
     ok_time, ok_mem = time_ratio <= time_target, mem_ratio <= mem_target
+    cpu = f" [cpu time {ei.cpu_s / bn.cpu_s:.3f}]" if ei.cpu_s > 0 and bn.cpu_s > 0 else ""
     print(
-        f"  {arch}: E-I/BN step time {time_ratio:.3f} (target <= {time_target}: {'ok' if ok_time else 'MISSED'}), "
+        f"  {arch}: E-I/BN step time {time_ratio:.3f}{cpu} (target <= {time_target}: {'ok' if ok_time else 'MISSED'}), "
         f"peak memory {mem_ratio:.3f} (target <= {mem_target}: {'ok' if ok_mem else 'MISSED'})",
         flush=True,
     )
