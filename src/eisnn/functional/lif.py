@@ -69,13 +69,15 @@ def _lif_forward(x: torch.Tensor, tau: float, v_threshold: float, h: torch.Tenso
     return spikes
 
 
-def _spike_grad(grad_spike: torch.Tensor, u: torch.Tensor, surrogate: str, alpha: float) -> torch.Tensor:
-    """``dL/dS * sg'(u)``; for the sigmoid surrogate ``alpha * sigmoid_backward(dL/dS, sig(alpha u))``,
-    computed in place in ``u``."""
+def _add_spike_grad(grad_v: torch.Tensor, grad_spike: torch.Tensor, u: torch.Tensor, surrogate: str, alpha: float, out: torch.Tensor) -> None:
+    """``out = dL/dV + dL/dS * sg'(u)``; ``u`` is used as scratch. For the sigmoid surrogate,
+    ``sg'(u) dL/dS = alpha * sigmoid_backward(dL/dS, sig(alpha u))``, in three passes."""
     if surrogate != "sigmoid":
-        return grad_spike * surrogate_derivative(surrogate)(u, alpha)
+        torch.add(grad_v, grad_spike * surrogate_derivative(surrogate)(u, alpha), out=out)
+        return
     sig = torch.sigmoid_(u.mul_(alpha))
-    return torch.ops.aten.sigmoid_backward(grad_spike, sig).mul_(alpha)
+    torch.ops.aten.sigmoid_backward.grad_input(grad_spike, sig, grad_input=u)
+    torch.add(grad_v, u, alpha=alpha, out=out)
 
 
 class _LIFMultistep(torch.autograd.Function):
@@ -98,7 +100,8 @@ class _LIFMultistep(torch.autograd.Function):
         u = torch.empty_like(h[0])
         for t in range(h.shape[0] - 1, -1, -1):
             torch.sub(h[t], ctx.v_threshold, out=u)
-            grad_h = torch.add(grad_v, _spike_grad(grad_spikes[t], u, ctx.surrogate, ctx.alpha), out=grad_x[t])
+            grad_h = grad_x[t]
+            _add_spike_grad(grad_v, grad_spikes[t], u, ctx.surrogate, ctx.alpha, out=grad_h)
             if tau == 2.0:
                 torch.mul(grad_h, 0.5, out=grad_v)
             else:
