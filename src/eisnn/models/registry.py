@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable
 
 from torch import nn
@@ -50,10 +51,11 @@ def _split_options(kind_name: str, kwargs: dict[str, Any]) -> tuple[LayerKind, N
 def _builder(network: Callable[..., SpikingNetwork], kind_name: str, **fixed: Any) -> Builder:
     def build(num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
         kind, neuron, rest = _split_options(kind_name, dict(kwargs))
-        try:
-            return network(kind=kind, num_classes=num_classes, in_channels=in_channels, T=T, neuron=neuron, **fixed, **rest)
-        except TypeError as err:
-            raise ValueError(f"bad option for {kind_name} model: {err}") from None
+        allowed = set(inspect.signature(network).parameters) - {"kind", "neuron", "num_classes", "in_channels", "T", *fixed}
+        unknown = sorted(set(rest) - allowed)
+        if unknown:
+            raise ValueError(f"unknown option(s) {unknown} for {network.__name__}; allowed: {sorted(allowed | set(NEURON_OPTIONS) | set(EI_OPTIONS))}")
+        return network(kind=kind, num_classes=num_classes, in_channels=in_channels, T=T, neuron=neuron, **fixed, **rest)
 
     return build
 

@@ -52,7 +52,8 @@ def make_block(
 
 class ResNet(SpikingNetwork):
     """Stem ``unit(3x3, stride 1)``, four stages of blocks (widths 64/128/256/512 times ``width``),
-    global average pooling, readout."""
+    global average pooling, readout. Any ``image_size`` works (global pooling); it is accepted
+    only so that every network takes the same options."""
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class ResNet(SpikingNetwork):
         num_classes: int,
         in_channels: int,
         T: int,
+        image_size: int | None = None,
         width: float = 1.0,
         dropout: float = 0.0,
         neuron: NeuronOptions = NeuronOptions(),
