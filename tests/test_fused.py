@@ -73,6 +73,7 @@ def test_ei_fused_matches_eager(stabilization: str, spatial: tuple[int, ...], dt
     rtol = 1e-12 if dtype == torch.float64 else 1e-4
 
     def close(got: torch.Tensor, want: torch.Tensor, msg: str) -> None:
+        got, want = got.detach(), want.detach()
         torch.testing.assert_close(got, want, rtol=rtol, atol=rtol * 1e-2 * float(want.abs().max()), msg=msg)
 
     close(out, ref, "output")

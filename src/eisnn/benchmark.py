@@ -88,8 +88,7 @@ def build(name: str, args: argparse.Namespace, batch: int, device: torch.device)
     """Create, initialize and wrap one registry model with its optimizer and a fixed batch."""
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
-    sized = {} if "resnet" in name else {"image_size": args.image_size}  # ResNets pool globally
-    model = create_model(name, args.num_classes, 3, args.T, **sized).to(device)
+    model = create_model(name, args.num_classes, 3, args.T, image_size=args.image_size).to(device)
     x = torch.rand(batch, 3, args.image_size, args.image_size, generator=gen).to(device)
     y = torch.randint(0, args.num_classes, (batch,), generator=gen).to(device)
     if args.channels_last:
@@ -216,8 +215,29 @@ def report(arch: str, ei: Result, bn: Result) -> bool:
     return ok_time and ok_mem
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="eisnn bench", description=__doc__.splitlines()[0])
+def run_all(args: argparse.Namespace, device: torch.device) -> int:
+    """Measure every architecture of ``args.models`` and print the report; returns the exit status."""
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads"
+    print(
+        f"eisnn bench: torch {torch.__version__}, {where}, T={args.T}, {args.image_size}x{args.image_size}, "
+        f"{args.dtype}{', channels-last' if args.channels_last else ''}{', compiled' if args.compile else ''}, "
+        f"median of {args.steps} steps after {args.warmup} warm-up",
+        flush=True,
+    )
+    all_ok = True
+    for arch in args.models:
+        print(f"{arch} (batch {args.batch or DEFAULT_BATCH.get(arch, 32)}):", flush=True)
+        try:
+            ei, bn = run_arch(arch, args, device)
+        except ValueError as err:
+            print(f"eisnn bench: error: {err}", file=sys.stderr)
+            return 2
+        all_ok &= report(arch, ei, bn)
+    return 1 if args.check and not all_ok else 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options (shared by ``main`` and the ``eisnn bench`` subcommand)."""
     parser.add_argument("--models", nargs="+", default=["vgg8", "resnet18"], help="architectures (registry names without ei_/bn_)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (default: vgg8 32, resnet18 16)")
     parser.add_argument("--T", type=int, default=4, help="time steps")
@@ -234,51 +254,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
     parser.add_argument("--sync-check", action="store_true", help="CUDA: fail a step that synchronizes with the host")
     parser.add_argument("--check", action="store_true", help="exit with status 1 when a target is missed")
-    args = parser.parse_args(argv)
-    for key in ("T", "image_size", "warmup", "threads"):
-        if getattr(args, key) < (0 if key == "warmup" else 1):
-            parser.error(f"--{key.replace('_', '-')} must be positive, got {getattr(args, key)}")
-    if args.steps < 1 or (args.batch is not None and args.batch < 1):
-        parser.error("--steps and --batch must be >= 1")
-    return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; returns the exit status."""
-    args = parse_args(argv)
+def _invalid(args: argparse.Namespace) -> str | None:
+    """A one-line description of the first bad option value, or None."""
+    for key in ("T", "image_size", "threads", "steps", "num_classes"):
+        if getattr(args, key) < 1:
+            return f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}"
+    if args.warmup < 0:
+        return f"--warmup must be >= 0, got {args.warmup}"
+    if args.batch is not None and args.batch < 1:
+        return f"--batch must be >= 1, got {args.batch}"
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        return "--device cuda requested but CUDA is not available"
+    if not args.device.startswith("cuda") and args.dtype == "fp16":
+        return "fp16 autocast is for CUDA; use bf16 on CPU"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark with parsed options; returns the exit status (2: bad option)."""
+    problem = _invalid(args)
+    if problem is not None:
+        print(f"eisnn bench: error: {problem}", file=sys.stderr)
+        return 2
     device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("eisnn bench: --device cuda requested but CUDA is not available", file=sys.stderr)
-        return 2
-    if device.type == "cpu" and args.dtype == "fp16":
-        print("eisnn bench: fp16 autocast is for CUDA; use bf16 on CPU", file=sys.stderr)
-        return 2
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        return _run(args, device)
+        return run_all(args, device)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _run(args: argparse.Namespace, device: torch.device) -> int:
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads"
-    print(
-        f"eisnn bench: torch {torch.__version__}, {where}, T={args.T}, {args.image_size}x{args.image_size}, "
-        f"{args.dtype}{', channels-last' if args.channels_last else ''}{', compiled' if args.compile else ''}, "
-        f"median of {args.steps} steps after {args.warmup} warm-up",
-        flush=True,
-    )
-    all_ok = True
-    for arch in args.models:
-        print(f"{arch} (batch {args.batch or DEFAULT_BATCH.get(arch, 32)}):", flush=True)
-        try:
-            ei, bn = run_arch(arch, args, device)
-        except ValueError as err:
-            print(f"eisnn bench: {err}", file=sys.stderr)
-            return 2
-        all_ok &= report(arch, ei, bn)
-    return 1 if args.check and not all_ok else 0
+def main(argv: list[str] | None = None) -> int:
+    """``python -m eisnn.benchmark [options]``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="eisnn bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
