@@ -138,6 +138,22 @@ register(Command("eval", "top-1/top-5 and firing rates of a checkpoint on its te
 register(Command("convert", "write an eisnn checkpoint from a reference checkpoint", _configure_convert, _run_convert))
 
 
+# ----------------------------------------------------------------- bench
+def _configure_bench(p: argparse.ArgumentParser) -> None:
+    from eisnn import benchmark
+
+    benchmark.add_arguments(p)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from eisnn import benchmark
+
+    return benchmark.run(args)
+
+
+register(Command("bench", "time training steps of the E-I networks against their BN twins", _configure_bench, _run_bench))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eisnn", description="Deep normalization-free spiking networks "
                                      "with excitatory-inhibitory circuits.")
