@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from eisnn.cli import COMMANDS, main
 
@@ -26,7 +28,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_train_runs_a_config_and_prints_the_test_accuracy(tmp_path, capsys):
     code, out, err = run(capsys, "train", "--out", str(tmp_path), "--set", "name=r", "--set", "model=ei_mlp",
                          "--set", "image_size=8", "--set", "epochs=1", "--set", "limit_batches=2",
-                         "--set", "progress=false", "--set", "T=2")
+                         "--set", "progress=false", "--set", "T=2", "--set", f"cpu_threads={torch.get_num_threads()}")
     assert code == 0, err
     assert "test accuracy: top-1 " in out and f"run directory: {tmp_path / 'r'}" in out
     assert (tmp_path / "r" / "checkpoints" / "last.pt").is_file()
@@ -37,6 +39,7 @@ def test_train_runs_a_config_and_prints_the_test_accuracy(tmp_path, capsys):
     (["--set", "lrr=1"], "eisnn: error: unknown key 'lrr'; known keys: model,"),
     (["--set", "model=ei_vgg7"], "eisnn: error: model: 'ei_vgg7' is not one of "),
     (["no_such_config"], "eisnn: error: no config file 'no_such_config'"),
+    (["--stop-after", "0"], "eisnn: error: --stop-after: must be >= 1, got 0"),
     (["--resume", "/nonexistent/run"], "eisnn: error: no checkpoint at /nonexistent/run/checkpoints/last.pt"),
 ])
 def test_bad_input_ends_with_one_error_line(tmp_path, capsys, argv, message):
@@ -49,8 +52,10 @@ def test_resume_refuses_a_second_config(capsys):
     assert code == 2 and "--resume takes the run's own config" in err
 
 
-def test_subcommands_are_registered_and_python_m_works():
+def test_subcommands_are_registered_and_python_m_works(capsys):
     assert {"train", "eval", "convert"} <= set(COMMANDS)
+    code, out, _ = run(capsys, "train", "--keys")
+    assert code == 0 and out.startswith("model: str = 'ei_vgg8'") and "\nlr: float = 0.001" in out
     done = subprocess.run([sys.executable, "-m", "eisnn", "--help"], capture_output=True, text=True,
                           env={"PYTHONPATH": str(SRC)}, timeout=120)
     assert done.returncode == 0 and "train" in done.stdout and "convert" in done.stdout
@@ -64,6 +69,10 @@ def reference(tmp_path_factory):
     fx = torch.load(FIXTURE, weights_only=False)
     root = tmp_path_factory.mktemp("reference")
     torch.save({"model_state_dict": fx["state_dict"], "config": fx["config"]}, root / "ref.pth")
+    published = root / "published"  # the layout of the paper's released weights
+    published.mkdir()
+    save_file({k: v.contiguous() for k, v in fx["state_dict"].items()}, published / "model.safetensors")
+    (published / "config.json").write_text(json.dumps(fx["config"]))
     images = torch.cat([fx["X0"], fx["X1"]])
     labels = torch.cat([torch.arange(8) % 10, fx["y1"]])
     pixels = (images.clamp(0, 1) * 255).round().to(torch.uint8)
@@ -101,14 +110,14 @@ def test_convert_then_eval_reports_accuracy_and_firing_rates(reference, capsys):
 
     top1, top5 = expected_accuracy(reference)
     reports = []
-    for source in ("converted.pt", "ref.pth"):
+    for source in ("converted.pt", "ref.pth", "published"):
         code, out, err = run(capsys, "eval", str(root / source), "--data-dir", str(root / "data"))
         assert code == 0, err
         assert f"top-1 {top1:.2f}%  top-5 {top5:.2f}%" in out and "16 samples" in out
         rates = [line.split() for line in out.splitlines() if line.startswith("  ")]
         assert len(rates) == 5 and all(0 <= float(r[1]) <= 1 for r in rates)  # 5 conv LIF layers
         reports.append(out.split("\n", 1)[1])
-    assert reports[0] == reports[1]
+    assert reports[0] == reports[1] == reports[2]
 
 
 def test_eval_of_a_damaged_file_names_it(tmp_path, capsys):

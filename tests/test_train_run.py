@@ -16,8 +16,17 @@ from eisnn.train.trainer import NonFiniteError, Trainer, resume_run, start_run
 
 def tiny(tmp_path, name: str, **changes) -> TrainConfig:
     base = dict(model="ei_mlp", dataset="digits", image_size=8, T=2, epochs=2, batch_size=64, limit_batches=3,
-                lr=0.05, warmup_epochs=0.5, warmup_start_lr=1e-4, progress=False, out_dir=str(tmp_path), name=name)
+                lr=0.05, warmup_epochs=0.5, warmup_start_lr=1e-4, progress=False, out_dir=str(tmp_path), name=name,
+                device="cpu", cpu_threads=1)  # bit-exact resume is promised on the CPU
     return from_dict({**base, **changes})
+
+
+@pytest.fixture(autouse=True)
+def keep_thread_count():
+    """``cpu_threads`` sets a process-wide count; give the other test modules theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def quiet(_: str) -> None:
@@ -59,13 +68,37 @@ def test_run_directory_holds_config_metrics_tensorboard_checkpoints_and_plots(tm
     assert not [p for p in run.rglob(".*tmp*")]  # no temporary files left
 
 
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch):
-    straight = train(tiny(tmp_path, "straight"))
-    train(tiny(tmp_path, "interrupted"), max_epochs=1)
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory) -> Trainer:
+    """Two epochs without interruption."""
+    return train(tiny(tmp_path_factory.mktemp("straight"), "straight"))
+
+
+def crash_in_epoch_2(t: Trainer) -> None:
+    """Make the second training step of epoch 2 raise, as if the process were killed there."""
+    def hook(module, inputs, output):
+        if module.training and t.epoch == 1 and t.step == 4:
+            raise KeyboardInterrupt
+
+    t.model.register_forward_hook(hook)
+
+
+@pytest.mark.parametrize("interruption", ["stop after epoch 1", "killed during epoch 2"])
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch, straight, interruption):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    first = start_run(tiny(tmp_path, "run"), echo=quiet)
+    if interruption == "stop after epoch 1":
+        first.fit(max_epochs=1)
+    else:
+        crash_in_epoch_2(first)
+        with pytest.raises(KeyboardInterrupt):
+            first.fit()
+    first.close()
     init_calls = []
     monkeypatch.setattr(trainer_module, "ei_init", lambda *a: init_calls.append(a))
-    resumed = resume_run(tmp_path / "interrupted", echo=quiet)
-    assert resumed.epoch == 1
+    resumed = resume_run(tmp_path / "run", echo=quiet)
+    assert resumed.epoch == 1  # at most the interrupted epoch is lost
     resumed.fit()
     resumed.close()
     assert init_calls == []  # a resumed model carries its E-I init state
@@ -73,7 +106,9 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     drop = lambda rows: [{k: v for k, v in r.items() if k != "epoch_s"} for r in rows]  # noqa: E731
     assert drop(straight.history) == drop(resumed.history)
-    assert len(list(csv.DictReader(open(tmp_path / "interrupted" / "metrics.csv")))) == 2
+    assert len(list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))) == 2
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
+    assert [e.step for e in events.Scalars("test/top1")] == [1, 2]
 
 
 def nan_forward_hook(every: int = 1):

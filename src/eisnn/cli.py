@@ -74,6 +74,8 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.keys:
         print(C.describe())
         return 0
+    if args.stop_after is not None and args.stop_after < 1:
+        raise C.ConfigError(f"--stop-after: must be >= 1, got {args.stop_after}")
     if args.resume is not None:
         if args.config is not None or args.overrides or args.out is not None:
             raise C.ConfigError("--resume takes the run's own config: drop CONFIG, --set and --out")
@@ -136,25 +138,51 @@ register(Command("eval", "top-1/top-5 and firing rates of a checkpoint on its te
 register(Command("convert", "write an eisnn checkpoint from a reference checkpoint", _configure_convert, _run_convert))
 
 
-def _lazy(name: str) -> Callable[[argparse.Namespace], int]:
-    """``eisnn.diagnostics.commands.<name>``, imported only when the subcommand runs."""
-    def run(args: argparse.Namespace) -> int:
-        from eisnn.diagnostics import commands
-        return getattr(commands, name)(args)
-    return run
+# ----------------------------------------------------------------- bench
+def _configure_bench(p: argparse.ArgumentParser) -> None:
+    from eisnn import benchmark
+
+    benchmark.add_arguments(p)
 
 
-def _configure_from(name: str) -> Callable[[argparse.ArgumentParser], None]:
-    def configure(p: argparse.ArgumentParser) -> None:
-        from eisnn.diagnostics import commands
-        getattr(commands, name)(p)
-    return configure
+def _run_bench(args: argparse.Namespace) -> int:
+    from eisnn import benchmark
+
+    return benchmark.run(args)
+
+
+register(Command("bench", "time training steps of the E-I networks against their BN twins", _configure_bench, _run_bench))
+
+
+# ------------------------------------------------------------- plot, study
+def _configure_plot(p: argparse.ArgumentParser) -> None:
+    from eisnn.diagnostics import commands
+
+    commands.configure_plot(p)
+
+
+def _run_plot(args: argparse.Namespace) -> int:
+    from eisnn.diagnostics import commands
+
+    return commands.run_plot(args)
+
+
+def _configure_study(p: argparse.ArgumentParser) -> None:
+    from eisnn.diagnostics import commands
+
+    commands.configure_study(p)
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    from eisnn.diagnostics import commands
+
+    return commands.run_study(args)
 
 
 register(Command("plot", "redraw the PNG plots of a run directory (learning curves, rates, diagnostics)",
-                 _configure_from("configure_plot"), _lazy("run_plot")))
+                 _configure_plot, _run_plot))
 register(Command("study", "train the ablation/baseline/depth study on offline data and write docs/results.md",
-                 _configure_from("configure_study"), _lazy("run_study")))
+                 _configure_study, _run_study))
 
 
 def build_parser() -> argparse.ArgumentParser:

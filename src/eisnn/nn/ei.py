@@ -144,11 +144,11 @@ class EILayer(nn.Module):
                 f"{type(self).__name__} is not initialized: call eisnn.ei_init(model, first_batch) "
                 "before training or evaluating (or load a trained state dict)"
             )
-        i_ee, i_i = self.currents(x)
+        currents = self._drive(x, torch.cat([self.w_ee, self.w_ie], dim=0))
         w_ei = EF.divide_grad(self.w_ei, float(self.fan_in)) if self.scale_w_ei_grad else self.w_ei
-        return EF.ei_integrate(
-            i_ee,
-            i_i,
+        return EF.ei_integrate_currents(
+            currents,
+            self.n_excitatory,
             w_ei,
             self.g_i,
             self.g_e,

@@ -98,6 +98,7 @@ class TrainConfig:
     loader: str = _key("auto", choices=("auto", "resident", "dataloader"),
                        help="resident: whole split on the device, batched augmentation (auto: when possible)")
     num_workers: int = _key(0, ge=0, help="DataLoader worker processes")
+    cpu_threads: int | None = _key(None, ge=1, help="torch CPU threads (null: torch's default)")
     eval_every: int = _key(1, ge=1, help="evaluate on the test set every N epochs (and the last)")
     progress: bool = _key(True, help="show a progress bar per epoch")
     histograms: bool = _key(True, help="TensorBoard firing-rate and weight histograms")

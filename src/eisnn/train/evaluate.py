@@ -89,10 +89,10 @@ class EvalReport:
 def evaluate_source(source: str, data_dir: str | None = None, overrides: Iterable[str] = ()) -> EvalReport:
     """Evaluate an eisnn checkpoint or a reference checkpoint/folder on its dataset's test split."""
     from eisnn.train.convert import load_model
-    from eisnn.train.factory import build_loader, resolve_device
+    from eisnn.train.factory import build_loader, prepare_device
 
     model, cfg = load_model(source, overrides, data_dir)
-    device = resolve_device(cfg)
+    device = prepare_device(cfg)
     loader, _ = build_loader(cfg, False, device)
     if cfg.limit_batches is not None:
         loader = list(itertools.islice(loader, cfg.limit_batches))

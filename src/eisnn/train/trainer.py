@@ -35,7 +35,7 @@ from eisnn.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_sta
 from eisnn.train.config import TrainConfig, from_dict, save_config
 from eisnn.train.evaluate import EvalResult, autocast, evaluate, topk_correct
 from eisnn.train.factory import (build_loaders, build_model, build_optimizer, build_scheduler,
-                                 derive_seed, resolve_device, seed_everything)
+                                 derive_seed, prepare_device, seed_everything)
 from eisnn.train.metrics import TensorBoardLog, write_metrics_csv
 from eisnn.train.monitor import FiringRateMonitor
 from eisnn.train.plots import RATE_PREFIX, plot_run
@@ -85,7 +85,7 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.echo = echo
-        self.device = resolve_device(cfg)
+        self.device = prepare_device(cfg)
         seed_everything(cfg.seed)
         self.model = build_model(cfg).to(self.device)
         self.loaders = build_loaders(cfg, self.device)

@@ -1,0 +1,298 @@
+"""Training-step benchmark: each E-I network against its BatchNorm twin (``eisnn bench``).
+
+For every architecture, both twins are built from the registry, initialized (E-I Init on the
+benchmark batch for the E-I model) and trained on one fixed random batch with SGD (momentum 0.9,
+weight decay 5e-4; Dale's projection after each step for the E-I model). One training step is
+``zero_grad -> forward -> cross-entropy -> backward -> optimizer step``. Reported per model:
+
+- the median wall time of ``--steps`` warm steps (after ``--warmup`` steps), the twins taking
+  turns step by step; on CPU also the median process CPU time (less sensitive to other load on
+  a shared machine, but it counts the threads' busy-waiting too);
+- the peak memory of one warm step: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the
+  persistent tensors (parameters, gradients, buffers, optimizer state, batch) plus the peak of the
+  bytes allocated minus freed by the step, in operator order, as recorded by the PyTorch profiler
+  (allocations that live only inside one operator are not seen, for either twin);
+- images per second (batch / median step time);
+
+and the E-I / BN ratios of time and memory, with the project's targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import dale
+from .init import ei_init
+from .models import create_model
+
+DEFAULT_BATCH: dict[str, int] = {"vgg8": 32, "resnet18": 16}
+# Targets of E-I / BN ratios: (step time, peak memory).
+TARGETS: dict[str, tuple[float, float]] = {"vgg8": (1.3, 1.3), "resnet18": (1.35, 1.3)}
+DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Result:
+    """Measurements of one model."""
+
+    name: str
+    batch: int
+    step_s: float
+    cpu_s: float
+    peak_bytes: int
+
+    @property
+    def images_per_s(self) -> float:
+        return self.batch / self.step_s
+
+
+@dataclass
+class Setup:
+    """A model ready to train on one fixed batch."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    x: torch.Tensor
+    y: torch.Tensor
+    autocast: torch.dtype | None
+
+    def step(self) -> None:
+        """One training step: forward, loss, backward, optimizer step (and Dale's projection)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.x.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+            loss = F.cross_entropy(self.model(self.x), self.y)
+        loss.backward()
+        self.optimizer.step()
+
+    def persistent_bytes(self) -> int:
+        """Bytes of the tensors that live across steps (each storage counted once)."""
+        tensors = [*self.model.parameters(), *self.model.buffers(), self.x, self.y]
+        tensors += [p.grad for p in self.model.parameters() if p.grad is not None]
+        for state in self.optimizer.state.values():
+            tensors += [v for v in state.values() if isinstance(v, torch.Tensor)]
+        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors}
+        return sum(storages.values())
+
+
+def build(name: str, args: argparse.Namespace, batch: int, device: torch.device) -> Setup:
+    """Create, initialize and wrap one registry model with its optimizer and a fixed batch."""
+    gen = torch.Generator().manual_seed(args.seed)
+    torch.manual_seed(args.seed)
+    model = create_model(name, args.num_classes, 3, args.T, image_size=args.image_size).to(device)
+    x = torch.rand(batch, 3, args.image_size, args.image_size, generator=gen).to(device)
+    y = torch.randint(0, args.num_classes, (batch,), generator=gen).to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    ei_init(model, x)
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+    dale.attach(optimizer, model)
+    if args.compile:
+        model = torch.compile(model)
+    return Setup(model, optimizer, x, y, DTYPES[args.dtype])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_step(setup: Setup, device: torch.device) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one training step."""
+    _sync(device)
+    start, start_cpu = time.perf_counter(), time.process_time()
+    setup.step()
+    _sync(device)
+    return time.perf_counter() - start, time.process_time() - start_cpu
+
+
+def time_steps(setups: list[Setup], warmup: int, steps: int, device: torch.device) -> list[tuple[float, float]]:
+    """Median wall-clock and CPU seconds of ``steps`` warm training steps of each setup.
+
+    The setups take turns step by step, so that a change of machine load affects all alike.
+    """
+    for setup in setups:
+        for _ in range(warmup):
+            setup.step()
+    times: list[list[tuple[float, float]]] = [[] for _ in setups]
+    for _ in range(steps):
+        for setup, record in zip(setups, times):
+            record.append(timed_step(setup, device))
+    return [(statistics.median(w for w, _ in record), statistics.median(c for _, c in record)) for record in times]
+
+
+def cpu_step_peak_bytes(setup: Setup) -> int:
+    """Persistent bytes plus the profiler's peak of (allocated - freed) bytes during one step.
+
+    Gradients are released before profiling (the step would release them anyway), so that every
+    byte freed during the step was also allocated during it.
+    """
+    setup.optimizer.zero_grad(set_to_none=True)
+    base = setup.persistent_bytes()
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+        setup.step()
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return base + peak
+
+
+def step_peak_bytes(setup: Setup, device: torch.device) -> int:
+    """Peak memory of one warm training step (see the module docstring for the method)."""
+    if device.type == "cuda":
+        _sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        setup.step()
+        _sync(device)
+        return torch.cuda.max_memory_allocated(device)
+    return cpu_step_peak_bytes(setup)
+
+
+@contextlib.contextmanager
+def _sync_debug_error() -> Iterator[None]:
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+
+
+def check_no_sync(setup: Setup) -> str:
+    """Run one warm step with CUDA sync debug mode ``error``: ``"ok"`` or the error raised."""
+    try:
+        with _sync_debug_error():
+            setup.step()
+    except RuntimeError as err:
+        return f"host synchronization: {str(err).splitlines()[0]}"
+    return "ok"
+
+
+def run_arch(arch: str, args: argparse.Namespace, device: torch.device) -> list[Result]:
+    """Measure ``ei_<arch>`` and ``bn_<arch>``: step times interleaved, then peak memory of each."""
+    batch = args.batch or DEFAULT_BATCH.get(arch, 32)
+    names = [f"{kind}_{arch}" for kind in ("ei", "bn")]
+    setups = [build(name, args, batch, device) for name in names]
+    step_times = time_steps(setups, args.warmup, args.steps, device)
+    results = []
+    for name, setup, (step_s, cpu_s) in zip(names, setups, step_times):
+        peak = step_peak_bytes(setup, device)
+        if args.sync_check and device.type == "cuda":
+            print(f"  {name}: sync check {check_no_sync(setup)}", flush=True)
+        results.append(Result(name, batch, step_s, cpu_s, peak))
+        cpu = f"  (cpu time {cpu_s * 1e3:9.1f} ms)" if device.type == "cpu" else ""
+        print(
+            f"  {name:<14} step {step_s * 1e3:9.1f} ms  peak {peak / 2**20:9.1f} MiB  {batch / step_s:8.1f} img/s{cpu}",
+            flush=True,
+        )
+    return results
+
+
+def report(arch: str, ei: Result, bn: Result) -> bool:
+    """Print the E-I / BN ratios against the targets; True when all targets are met."""
+    time_ratio, mem_ratio = ei.step_s / bn.step_s, ei.peak_bytes / bn.peak_bytes
+    time_target, mem_target = TARGETS.get(arch, (float("inf"), float("inf")))
+    ok_time, ok_mem = time_ratio <= time_target, mem_ratio <= mem_target
+    cpu = f" [cpu time {ei.cpu_s / bn.cpu_s:.3f}]" if ei.cpu_s > 0 and bn.cpu_s > 0 else ""
+    print(
+        f"  {arch}: E-I/BN step time {time_ratio:.3f}{cpu} (target <= {time_target}: {'ok' if ok_time else 'MISSED'}), "
+        f"peak memory {mem_ratio:.3f} (target <= {mem_target}: {'ok' if ok_mem else 'MISSED'})",
+        flush=True,
+    )
+    return ok_time and ok_mem
+
+
+def run_all(args: argparse.Namespace, device: torch.device) -> int:
+    """Measure every architecture of ``args.models`` and print the report; returns the exit status."""
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads"
+    print(
+        f"eisnn bench: torch {torch.__version__}, {where}, T={args.T}, {args.image_size}x{args.image_size}, "
+        f"{args.dtype}{', channels-last' if args.channels_last else ''}{', compiled' if args.compile else ''}, "
+        f"median of {args.steps} steps after {args.warmup} warm-up",
+        flush=True,
+    )
+    all_ok = True
+    for arch in args.models:
+        print(f"{arch} (batch {args.batch or DEFAULT_BATCH.get(arch, 32)}):", flush=True)
+        try:
+            ei, bn = run_arch(arch, args, device)
+        except ValueError as err:
+            print(f"eisnn bench: error: {err}", file=sys.stderr)
+            return 2
+        all_ok &= report(arch, ei, bn)
+    return 1 if args.check and not all_ok else 0
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options (shared by ``main`` and the ``eisnn bench`` subcommand)."""
+    parser.add_argument("--models", nargs="+", default=["vgg8", "resnet18"], help="architectures (registry names without ei_/bn_)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default: vgg8 32, resnet18 16)")
+    parser.add_argument("--T", type=int, default=4, help="time steps")
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="fp32, or autocast to bf16/fp16")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    parser.add_argument("--sync-check", action="store_true", help="CUDA: fail a step that synchronizes with the host")
+    parser.add_argument("--check", action="store_true", help="exit with status 1 when a target is missed")
+
+
+def _invalid(args: argparse.Namespace) -> str | None:
+    """A one-line description of the first bad option value, or None."""
+    for key in ("T", "image_size", "threads", "steps", "num_classes"):
+        if getattr(args, key) < 1:
+            return f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}"
+    if args.warmup < 0:
+        return f"--warmup must be >= 0, got {args.warmup}"
+    if args.batch is not None and args.batch < 1:
+        return f"--batch must be >= 1, got {args.batch}"
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        return "--device cuda requested but CUDA is not available"
+    if not args.device.startswith("cuda") and args.dtype == "fp16":
+        return "fp16 autocast is for CUDA; use bf16 on CPU"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark with parsed options; returns the exit status (2: bad option)."""
+    problem = _invalid(args)
+    if problem is not None:
+        print(f"eisnn bench: error: {problem}", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return run_all(args, device)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m eisnn.benchmark [options]``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="eisnn bench", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""Fused E-I integration: the maths of ``ei.ei_integrate_eager`` as one autograd node.
+
+The layer's input map produces the stacked currents ``[I_EE; I_I]`` (``[N, n_E + n_I, ...]``)
+in one convolution. From them, per position::
+
+    sub   = W_EI @ I_I,   div = (W_EI diag(g_I)) @ I_I
+    I_int = g_E * (I_EE - sub) / stabilize(div) + b_E
+
+The forward works in place in the buffers of the two products and saves only the stacked
+currents (which the layer computed anyway) and one row minimum per sample; the backward
+recomputes the products and derives every gradient from them, reusing their buffers:
+
+    G_q   = G / q                      (q = stabilize(div), G = dL/dI_int)
+    dI_EE = g_E * G_q = -d sub,   d div = -g_E * G_q * (I_EE - sub) / q   (straight-through)
+    dg_E  = sum G_q * (I_EE - sub),   db_E = sum G
+
+Adaptive stabilization without host synchronization or boolean masks (see ``_stabilize_``).
+The readout (``I_EE - sub``) and the adaptive mode without the
+straight-through estimator use the eager reference.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .ei import STABILIZATIONS, ei_integrate_eager
+
+
+def _mix(w: torch.Tensor, x: torch.Tensor, add_to: torch.Tensor | None = None) -> torch.Tensor:
+    """``W @ x`` at every position for ``x [N, n_I, P]`` (plus ``add_to [N, rows(W), P]`` if given),
+    as a fresh contiguous ``[N, rows(W), P]``: one batched product, no layout copies."""
+    n = x.shape[0]
+    if x.shape[2] == 1:
+        out = x[:, :, 0] @ w.t() if add_to is None else torch.addmm(add_to[:, :, 0], x[:, :, 0], w.t())
+        return out.unsqueeze(2)
+    batched = w.expand(n, *w.shape)
+    return torch.bmm(batched, x) if add_to is None else torch.baddbmm(add_to, batched, x)
+
+
+def _mix_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Gradient of ``_mix(w, x)`` with respect to ``w``, given ``grad [N, rows(W), P]``."""
+    if x.shape[2] == 1:
+        return grad[:, :, 0].t() @ x[:, :, 0]
+    if x.shape[2] < x.shape[1]:  # few positions: one product over (N, P) beats N small ones and their sum
+        return torch.einsum("nep,nip->ei", grad, x)
+    return torch.bmm(grad, x.transpose(1, 2)).sum(0)
+
+
+def _stabilize_(div: torch.Tensor, mode: str, epsilon: float, row_min: torch.Tensor | None = None) -> torch.Tensor | None:
+    """In place: ``div [N, n_E, P]`` becomes the stabilized denominator. Returns the row minima
+    ``[N, 1, 1]`` of the adaptive mode (computed unless given), else ``None``.
+
+    Adaptive, with float arithmetic only (boolean masks are slow on CPU): ``z = (div == 0)`` as
+    0/1; the minimum of ``div + BIG z`` (``BIG`` the largest finite value, adding 0 or
+    subtracting back ``BIG`` is exact) is the smallest non-zero entry, ``BIG`` meaning none
+    (then ``+inf``); ``div + z * row_min`` puts it where the zeros are (exact: a non-zero entry
+    gains ``0 * row_min = 0``, and a row with ``row_min = inf`` has only zeros).
+    """
+    if mode == "adaptive":
+        is_zero = torch.eq(div, 0, out=torch.empty_like(div))
+        if row_min is None:
+            big = torch.finfo(div.dtype).max
+            row_min = div.add_(is_zero, alpha=big).amin(dim=(1, 2), keepdim=True)
+            div.sub_(is_zero, alpha=big)
+            row_min = torch.where(row_min == big, float("inf"), row_min)
+        div.addcmul_(is_zero, row_min)
+    elif mode == "epsilon":
+        div.add_(epsilon)
+    return row_min
+
+
+def _balance_and_denominator(
+    c3: torch.Tensor, w_ei: torch.Tensor, w_gi: torch.Tensor, n_e: int, mode: str, epsilon: float, row_min: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(I_EE - W_EI @ I_I, stabilize(W_EI diag(g_I) @ I_I), row minima)`` as fresh contiguous tensors."""
+    i_i = c3[:, n_e:]
+    balanced = _mix(-w_ei, i_i, add_to=c3[:, :n_e])
+    div = _mix(w_gi, i_i)
+    return balanced, div, _stabilize_(div, mode, epsilon, row_min)
+
+
+class _EIIntegrate(torch.autograd.Function):
+    """``g_E * (I_EE - sub) / q + b_E`` from the stacked currents, saving the currents only."""
+
+    @staticmethod
+    def forward(ctx, currents, w_ei, w_gi, g_e, b_e, n_excitatory: int, mode: str, epsilon: float):  # type: ignore[override]
+        shape = currents.shape
+        c3 = currents.reshape(shape[0], shape[1], -1)
+        dtype = c3.dtype
+        balanced, div, row_min = _balance_and_denominator(c3, w_ei.to(dtype), w_gi.to(dtype), n_excitatory, mode, epsilon, None)
+        balanced.mul_(g_e.view(1, -1, 1))
+        out = torch.addcdiv(b_e.view(1, -1, 1).to(dtype), balanced, div, out=balanced)
+        ctx.save_for_backward(currents, w_ei, w_gi, g_e, row_min)
+        ctx.n_excitatory, ctx.mode, ctx.epsilon = n_excitatory, mode, epsilon
+        return out.view(shape[0], n_excitatory, *shape[2:])
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        currents, w_ei, w_gi, g_e, row_min = ctx.saved_tensors
+        n_e = ctx.n_excitatory
+        shape = currents.shape
+        c3 = currents.reshape(shape[0], shape[1], -1)
+        dtype = c3.dtype
+        w_ei_c, w_gi_c = w_ei.to(dtype), w_gi.to(dtype)
+        balanced, div, _ = _balance_and_denominator(c3, w_ei_c, w_gi_c, n_e, ctx.mode, ctx.epsilon, row_min)
+        g = g_e.view(1, -1, 1).to(dtype)
+        grad = grad_out.reshape(shape[0], n_e, -1)
+        grad_currents = torch.empty_like(c3)
+        grad_ee = grad_currents[:, :n_e]
+        grad_ee.copy_(grad).div_(div)  # G / q
+        product = balanced.mul_(grad_ee)  # G/q * (I_EE - sub)
+        grad_g_e = product.sum(dim=(0, 2))
+        grad_div = torch.div(product.mul_(-g), div, out=div)  # -g_E G/q (I_EE - sub) / q
+        grad_ee.mul_(g)  # dI_EE = -d sub
+        i_i = c3[:, n_e:]
+        grad_currents[:, n_e:] = _mix(w_gi_c.t(), grad_div, add_to=_mix(-w_ei_c.t(), grad_ee))
+        return (
+            grad_currents.view(shape),
+            (-_mix_weight_grad(i_i, grad_ee)).to(w_ei.dtype),
+            _mix_weight_grad(i_i, grad_div).to(w_gi.dtype),
+            grad_g_e.to(g_e.dtype),
+            grad.sum(dim=(0, 2)).to(g_e.dtype),
+            None,
+            None,
+            None,
+        )
+
+
+def fused_supported(readout: bool, stabilization: str, ste: bool) -> bool:
+    """Whether the fused path computes this configuration (else the eager reference runs)."""
+    return not readout and (ste or stabilization != "adaptive")
+
+
+def ei_integrate_currents(
+    currents: torch.Tensor,
+    n_excitatory: int,
+    w_ei: torch.Tensor,
+    g_i: torch.Tensor,
+    g_e: torch.Tensor,
+    b_e: torch.Tensor,
+    *,
+    readout: bool = False,
+    stabilization: str = "adaptive",
+    epsilon: float = 1e-8,
+    ste: bool = True,
+) -> torch.Tensor:
+    """``ei_integrate`` of the stacked currents ``[I_EE; I_I]`` (split after ``n_excitatory`` channels)."""
+    if stabilization not in STABILIZATIONS:
+        raise ValueError(f"unknown stabilization {stabilization!r}; choose one of {list(STABILIZATIONS)}")
+    if not fused_supported(readout, stabilization, ste):
+        i_ee, i_i = currents[:, :n_excitatory], currents[:, n_excitatory:]
+        return ei_integrate_eager(
+            i_ee, i_i, w_ei, g_i, g_e, b_e, readout=readout, stabilization=stabilization, epsilon=epsilon, ste=ste
+        )
+    return _EIIntegrate.apply(currents, w_ei, w_ei * g_i.view(1, -1), g_e, b_e, n_excitatory, stabilization, epsilon)
+
+
+def ei_integrate_fused(
+    i_ee: torch.Tensor,
+    i_i: torch.Tensor,
+    w_ei: torch.Tensor,
+    g_i: torch.Tensor,
+    g_e: torch.Tensor,
+    b_e: torch.Tensor,
+    *,
+    readout: bool = False,
+    stabilization: str = "adaptive",
+    epsilon: float = 1e-8,
+    ste: bool = True,
+) -> torch.Tensor:
+    """Same signature and result as ``ei_integrate_eager`` (to float rounding), through the fused node.
+
+    Separate ``I_EE`` and ``I_I`` are stacked first; layers that compute them with one map call
+    ``ei_integrate_currents`` directly.
+    """
+    options = {"readout": readout, "stabilization": stabilization, "epsilon": epsilon, "ste": ste}
+    if not fused_supported(readout, stabilization, ste):
+        return ei_integrate_eager(i_ee, i_i, w_ei, g_i, g_e, b_e, **options)
+    return ei_integrate_currents(torch.cat([i_ee, i_i], dim=1), i_ee.shape[1], w_ei, g_i, g_e, b_e, **options)

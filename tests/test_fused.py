@@ -1,0 +1,127 @@
+"""The fused LIF and E-I integration agree with the eager reference, forward and backward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from eisnn import functional as EF
+from eisnn.nn import EIConv2d, EILinear
+
+
+def _grads(out: torch.Tensor, inputs: list[torch.Tensor], seed: int = 1) -> list[torch.Tensor]:
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype)
+    return list(torch.autograd.grad(out, inputs, g, allow_unused=False))
+
+
+def test_defaults_are_fused() -> None:
+    assert EF.lif_multistep is EF.lif_multistep_fused
+    assert EF.ei_integrate is EF.ei_integrate_fused
+
+
+@pytest.mark.parametrize("tau", [2.0, 3.0])
+@pytest.mark.parametrize("surrogate", ["sigmoid", "arctan"])
+@pytest.mark.parametrize("shape", [(5, 3, 7), (4, 2, 3, 5, 5)])
+def test_lif_fused_matches_eager(tau: float, surrogate: str, shape: tuple[int, ...]) -> None:
+    x = (torch.rand(shape) * 1.6).requires_grad_()
+    with torch.no_grad():
+        x[1].view(-1)[:3] = 1.0  # membrane exactly at threshold at t=1 (spike: H == V_th)
+    ref = EF.lif_multistep_eager(x, tau, 1.0, surrogate, 4.0)
+    out = EF.lif_multistep_fused(x, tau, 1.0, surrogate, 4.0)
+    assert torch.equal(out, ref), "fused spikes differ from the eager loop"
+    assert 0 < float(ref.detach().mean()) < 1
+    (g_ref,), (g_out,) = _grads(ref, [x]), _grads(out, [x])
+    torch.testing.assert_close(g_out, g_ref, rtol=1e-6, atol=1e-7)
+    with torch.no_grad():
+        assert torch.equal(EF.lif_multistep_fused(x, tau, 1.0, surrogate, 4.0), ref)
+
+
+def test_lif_fused_rejects_unknown_surrogate() -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        EF.lif_multistep_fused(torch.rand(2, 3), surrogate="nope")
+
+
+E, I = 8, 3  # excitatory and inhibitory channels of the test inputs
+
+
+def _ei_inputs(spatial: tuple[int, ...], dtype: torch.dtype) -> list[torch.Tensor]:
+    n, e, i = 6, E, I
+    currents = torch.rand(n, e + i, *spatial, dtype=dtype)
+    if spatial:
+        currents[0, e:, :2] = 0  # silent positions: div == 0, replaced by the row minimum
+    else:
+        currents[0, e:] = 0
+    currents[1, e:] = 0  # a silent row: div == 0 everywhere, row minimum +inf
+    params = [torch.rand(e, i, dtype=dtype), torch.rand(i, dtype=dtype) + 0.1, torch.rand(e, dtype=dtype) + 0.5, torch.randn(e, dtype=dtype)]
+    return [currents.requires_grad_(), *(p.requires_grad_() for p in params)]
+
+
+@pytest.mark.parametrize("stabilization", ["adaptive", "epsilon", "none"])
+@pytest.mark.parametrize("spatial", [(4, 5), (1, 2), ()])  # many positions, fewer positions than I units, linear
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_ei_fused_matches_eager(stabilization: str, spatial: tuple[int, ...], dtype: torch.dtype) -> None:
+    currents, w_ei, g_i, g_e, b_e = inputs = _ei_inputs(spatial, dtype)
+    if stabilization == "none":
+        with torch.no_grad():
+            currents[:, E:] += 0.01  # no zero denominators without stabilization
+    n_e = w_ei.shape[0]
+    opts = {"stabilization": stabilization, "epsilon": 1e-3}
+    ref = EF.ei_integrate_eager(currents[:, :n_e], currents[:, n_e:], w_ei, g_i, g_e, b_e, **opts)
+    out = EF.ei_integrate_currents(currents, n_e, w_ei, g_i, g_e, b_e, **opts)
+    split = EF.ei_integrate(currents[:, :n_e], currents[:, n_e:], w_ei, g_i, g_e, b_e, **opts)
+    # float32: values and sums of products differ in rounding only (relative to the largest magnitude).
+    rtol = 1e-12 if dtype == torch.float64 else 1e-4
+
+    def close(got: torch.Tensor, want: torch.Tensor, msg: str) -> None:
+        got, want = got.detach(), want.detach()
+        torch.testing.assert_close(got, want, rtol=rtol, atol=rtol * 1e-2 * float(want.abs().max()), msg=msg)
+
+    close(out, ref, "output")
+    close(split, ref, "output of ei_integrate")
+    if stabilization == "adaptive":
+        assert torch.equal(out[1], b_e.detach().view(-1, *[1] * len(spatial)).expand_as(out[1]))
+    for name, got, want in zip(["currents", "w_ei", "g_i", "g_e", "b_e"], _grads(out, inputs), _grads(ref, inputs)):
+        close(got, want, name)
+
+
+@pytest.mark.parametrize("options", [{"readout": True}, {"ste": False}])
+def test_ei_unfused_configurations_use_the_reference(options: dict) -> None:
+    currents, w_ei, g_i, g_e, b_e = _ei_inputs((3, 3), torch.float64)
+    assert not EF.fused_supported(options.get("readout", False), "adaptive", options.get("ste", True))
+    ref = EF.ei_integrate_eager(currents[:, :E], currents[:, E:], w_ei, g_i, g_e, b_e, **options)
+    out = EF.ei_integrate_currents(currents, E, w_ei, g_i, g_e, b_e, **options)
+    assert torch.equal(out, ref)
+
+
+def test_ei_fused_rejects_unknown_stabilization() -> None:
+    currents, w_ei, g_i, g_e, b_e = _ei_inputs((2, 2), torch.float32)
+    with pytest.raises(ValueError, match="stabilization"):
+        EF.ei_integrate_currents(currents, E, w_ei, g_i, g_e, b_e, stabilization="clip")
+
+
+@pytest.mark.parametrize("layer", [EIConv2d(3, 8, 3, padding=1, init="standard"), EILinear(12, 8, init="standard")])
+def test_layer_gradients_match_eager_with_w_ei_scaling(layer: torch.nn.Module) -> None:
+    """A whole layer (stacked input map, fused integration, 1/d scaling of W_EI's gradient)
+    against the eager composition."""
+    layer = layer.double()
+    x = torch.rand(5, 3, 6, 6, dtype=torch.float64) if isinstance(layer, EIConv2d) else torch.rand(5, 12, dtype=torch.float64)
+    params = [layer.w_ee, layer.w_ie, layer.w_ei, layer.g_i, layer.g_e, layer.b_e]
+    out = layer(x)
+    i_ee, i_i = layer.currents(x)
+    w_ei = EF.divide_grad(layer.w_ei, float(layer.fan_in))
+    ref = EF.ei_integrate_eager(i_ee, i_i, w_ei, layer.g_i, layer.g_e, layer.b_e)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for p, got, want in zip(["w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e"], _grads(out, params), _grads(ref, params)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12, msg=p)
+
+
+def test_bf16_autocast_trains() -> None:
+    """Under CPU autocast the fused paths run in bfloat16 and return gradients in the parameters' dtype."""
+    layer = EIConv2d(3, 8, 3, padding=1, init="standard")
+    x = torch.rand(2, 4, 3, 6, 6).flatten(0, 1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        current = layer(x)
+        spikes = EF.lif_multistep(current.view(2, 4, *current.shape[1:]))
+    spikes.float().sum().backward()
+    for p in layer.parameters():
+        assert p.grad is not None and p.grad.dtype == p.dtype and torch.isfinite(p.grad).all()
