@@ -33,6 +33,23 @@ def write_metrics_csv(history: Sequence[dict[str, Any]], path: str | Path) -> No
     os.replace(tmp, path)
 
 
+def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of ``metrics.csv`` with numbers parsed (empty cells become None)."""
+    def parse(v: str) -> Any:
+        if v == "":
+            return None
+        try:
+            return int(v)
+        except ValueError:
+            try:
+                return float(v)
+            except ValueError:
+                return v
+
+    with open(path, newline="") as f:
+        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
 class TensorBoardLog:
     """Scalars per epoch, histograms of per-neuron firing rates and of the weights.
 
