@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from matplotlib.figure import Figure
 
 from ..train.metrics import read_metrics_csv
 from ..train.plots import _save
-from .study import BASE, COLLAPSE_RATE, DATASETS, DEPTHS, VARIANTS, RunSpec
+from .plots import plot_layer_curves
+from .study import BASE, COLLAPSE_RATE, DATASETS, DEPTHS, VARIANTS, RunSpec, slug
 
 FULL = "E-I (full method)"
 DISCUSSION = "## Discussion"
@@ -30,6 +30,7 @@ CLAIMS: dict[str, tuple[str, str]] = {
     "no straight-through estimator": ("wrong gradient direction (worse training)", "accuracy"),
     "no W_EI gradient scaling": ("inhibitory path gets excessive updates (worse training)", "accuracy"),
 }
+DIAGNOSED = (FULL, "no W_EI gradient scaling", "fixed epsilon (no adaptive stab.)")
 ACCURACY_MARGIN = 2.0  # points of top-1 below the full method that count as worse
 
 
@@ -55,15 +56,19 @@ def summarize(out: Path, results: list[dict[str, Any]]) -> dict[tuple[str, str, 
     for key in sorted({(r["dataset"], r["depth"], r["variant"]) for r in results}):
         runs = [r for r in results if (r["dataset"], r["depth"], r["variant"]) == key]
         acc = [r["test_top1"] for r in runs]
+        hists = [_history(out, r) for r in runs]
+        div_zero = [v for h in hists for row in h for k, v in row.items()
+                    if k.endswith("/div_zero") and v is not None and math.isfinite(v)]
         grad_w_ei = [statistics.fmean(row["grad/w_ei"] for row in h if row.get("grad/w_ei") is not None)
-                     for h in (_history(out, r) for r in runs) if any(row.get("grad/w_ei") is not None for row in h)]
+                     for h in hists if any(row.get("grad/w_ei") is not None for row in h)]
         mean, std = _mean_std(acc)
         cells[key] = {"n": len(runs), "acc": mean, "std": std, "min": min(acc), "max": max(acc),
                       "diverged": sum(r["diverged"] is not None for r in runs),
-                      "collapsed": sum(bool(r["collapsed"]) for r in runs),
+                      "collapsed": sum(r["min_rate"] < COLLAPSE_RATE for r in runs),  # see study.py
                       "rate": _mean_std([r["mean_rate"] for r in runs])[0],
                       "min_rate": _mean_std([r["min_rate"] for r in runs])[0],
                       "grad_w_ei": statistics.fmean(grad_w_ei) if grad_w_ei else float("nan"),
+                      "div_zero_max": max(div_zero) if div_zero else float("nan"),
                       "wall_s": sum(r["wall_s"] for r in runs)}
     return cells
 
@@ -108,6 +113,9 @@ def claims_table(cells: dict, datasets: Sequence[str]) -> list[str]:
                 if full is None or abl is None:
                     continue
                 extra = ""
+                if mode in ("diverge",) or variant == "no straight-through estimator":
+                    extra = (f"; full method: largest share of div == 0 in any layer and epoch "
+                             f"{full['div_zero_max']:.2g}")
                 if variant == "no W_EI gradient scaling":
                     extra = f"; mean W_EI gradient norm {full['grad_w_ei']:.2g} -> {abl['grad_w_ei']:.2g}"
                 lines.append(f"| {variant} | {claim} | {dataset}, {depth.split(' (')[0]} | {verdict(mode, full, abl)}{extra} |")
@@ -204,7 +212,8 @@ def write_report(out: Path, report: Path, command: str, wall_s: float | None = N
         "  (learning rate 1e-2 chosen so that the deep E-I network trains at all in few epochs: at 5e-2 it stayed at "
         "chance in a trial run).",
         f"- *diverged*: a non-finite loss or gradient stopped the run (its accuracy is the last evaluation before). "
-        f"*collapsed*: mean firing rate of the spiking layers on the test set at the end below {COLLAPSE_RATE:.0%}. "
+        f"*collapsed*: at the end, on the test set, some spiking layer fires at a mean rate below {COLLAPSE_RATE:.0%} "
+        "(no signal reaches the readout of a network without shortcuts). "
         "Accuracy: top-1 on the test split after the last epoch, mean ± sample standard deviation over seeds.",
         "",
         "## Final test accuracy",
@@ -223,6 +232,19 @@ def write_report(out: Path, report: Path, command: str, wall_s: float | None = N
         png = figures / f"study_{dataset}.png"
         plot_training(out, results, dataset, png)
         lines += [f"![{dataset}](figures/{png.name})", ""]
+    lines += ["## Inside the deep networks (per-layer diagnostics, seed 0, digits)", "",
+              "Per layer over training, on the test set: E firing rate, silent and saturated units, I activity, "
+              "E/I balance, divisive current, its zero share (where the adaptive stabilization acts), the share of "
+              "Dale-constrained weights pinned at 0, and the gradient norm per parameter kind. Definitions: "
+              "`eisnn.diagnostics.stats`. `eisnn plot RUN_DIR` draws the same figure for any run with "
+              "`diagnostics: true`.", ""]
+    deep = list(DEPTHS)[-1]
+    for variant in DIAGNOSED:
+        history = _history(out, {"dataset": "digits", "depth": deep, "variant": variant, "seed": 0})
+        if history:
+            png = figures / f"diagnostics_digits_deep_{slug(variant)}.png"
+            plot_layer_curves(history, png)
+            lines += [f"{variant}:", "", f"![{variant}](figures/{png.name})", ""]
     lines.append(_discussion(report))
     text = "\n".join(lines)
     report.parent.mkdir(parents=True, exist_ok=True)
