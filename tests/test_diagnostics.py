@@ -133,3 +133,22 @@ def test_verdict_needs_the_claimed_failure():
     assert verdict("diverge", full, collapsed).startswith("partly")
     same = {"n": 3, "acc": 89.0, "std": 1.5, "diverged": 0, "collapsed": 0}
     assert verdict("accuracy", full, same).startswith("**not reproduced**")
+
+
+def test_study_grid_covers_every_variant_at_both_depths_with_at_least_11_weight_layers(tmp_path):
+    from eisnn.diagnostics.study import DEPTHS, VARIANTS, plan
+    from eisnn.train.config import from_dict
+    from eisnn.train.factory import build_model
+
+    specs = plan(["digits", "digits_dvs"], seeds=3)
+    assert len(specs) == 2 * len(DEPTHS) * len(VARIANTS) * 3 == 84
+    assert len({s.folder(tmp_path) for s in specs}) == len(specs)
+    counts = {}
+    for spec in specs:
+        if spec.seed == 0 and spec.dataset == "digits":
+            cfg = from_dict(spec.config(tmp_path, str(tmp_path)))
+            model = build_model(cfg)
+            counts[(spec.depth, cfg.model)] = sum(isinstance(m, (nn.Linear, EILinear)) for m in model.modules())
+    assert {n for (depth, _), n in counts.items() if depth.startswith("deep")} == {11}
+    assert {n for (depth, _), n in counts.items() if depth.startswith("shallow")} == {3}
+    assert {model for _, model in counts} == {"ei_mlp", "bn_mlp", "plain_mlp"}

@@ -140,7 +140,7 @@ def depth_lines(cells: dict, datasets: Sequence[str]) -> list[str]:
 def plot_training(out: Path, results: list[dict[str, Any]], dataset: str, path: Path) -> None:
     """Train loss and mean firing rate over epochs, mean over seeds, one line per variant; a row per depth."""
     fig = Figure(figsize=(11, 6.5))
-    fig.subplots_adjust(left=0.07, right=0.72, bottom=0.08, top=0.93, wspace=0.25, hspace=0.35)
+    fig.subplots_adjust(left=0.07, right=0.72, bottom=0.08, top=0.89, wspace=0.25, hspace=0.35)
     colors = dict(zip(VARIANTS, ["black", "tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:blue", "tab:gray"]))
     for row, depth in enumerate(DEPTHS):
         for col, (key, label) in enumerate((("train_loss", "train loss"), ("train_rate", "mean firing rate (train)"))):
