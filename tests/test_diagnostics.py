@@ -127,11 +127,13 @@ def test_recording_leaves_outputs_and_speed_unchanged():
 
 
 def test_verdict_needs_the_claimed_failure():
-    full = {"n": 3, "acc": 90.0, "std": 1.0, "diverged": 0, "collapsed": 0}
-    collapsed = {"n": 3, "acc": 10.0, "std": 0.0, "diverged": 0, "collapsed": 3}
+    full = {"n": 3, "acc": 90.0, "std": 1.0, "diverged": 0, "exploded": 0, "collapsed": 0}
+    collapsed = {"n": 3, "acc": 10.0, "std": 0.0, "diverged": 0, "exploded": 0, "collapsed": 3}
     assert verdict("collapse", full, collapsed).startswith("**reproduced**")
-    assert verdict("diverge", full, collapsed).startswith("partly")
-    same = {"n": 3, "acc": 89.0, "std": 1.5, "diverged": 0, "collapsed": 0}
+    assert verdict("explode", full, collapsed).startswith("partly")
+    exploded = {"n": 3, "acc": 10.0, "std": 0.0, "diverged": 1, "exploded": 2, "collapsed": 0}
+    assert verdict("explode", full, exploded).startswith("**reproduced**")
+    same = {"n": 3, "acc": 89.0, "std": 1.5, "diverged": 0, "exploded": 0, "collapsed": 0}
     assert verdict("accuracy", full, same).startswith("**not reproduced**")
 
 

@@ -26,12 +26,13 @@ DISCUSSION = "## Discussion"
 # the paper's ablation claims (SPEC section 7): variant -> (claim, failure mode that reproduces it)
 CLAIMS: dict[str, tuple[str, str]] = {
     "no E-I Init (standard init)": ("firing rates collapse, training fails", "collapse"),
-    "fixed epsilon (no adaptive stab.)": ("numerical explosion", "diverge"),
+    "fixed epsilon (no adaptive stab.)": ("numerical explosion", "explode"),
     "no straight-through estimator": ("wrong gradient direction (worse training)", "accuracy"),
     "no W_EI gradient scaling": ("inhibitory path gets excessive updates (worse training)", "accuracy"),
 }
 DIAGNOSED = (FULL, "no W_EI gradient scaling", "fixed epsilon (no adaptive stab.)")
 ACCURACY_MARGIN = 2.0  # points of top-1 below the full method that count as worse
+EXPLODED_GRAD = 1e6  # an epoch-mean gradient norm above this (full method: below ~10) counts as an explosion
 
 
 def load_results(out: Path) -> list[dict[str, Any]]:
@@ -61,9 +62,13 @@ def summarize(out: Path, results: list[dict[str, Any]]) -> dict[tuple[str, str, 
                     if k.endswith("/div_zero") and v is not None and math.isfinite(v)]
         grad_w_ei = [statistics.fmean(row["grad/w_ei"] for row in h if row.get("grad/w_ei") is not None)
                      for h in hists if any(row.get("grad/w_ei") is not None for row in h)]
+        max_grad = [max((v for row in h for k, v in row.items() if k.startswith("grad/") and v is not None),
+                        default=float("nan")) for h in hists]
+        exploded = sum(r["diverged"] is not None or (g > EXPLODED_GRAD) for r, g in zip(runs, max_grad))
         mean, std = _mean_std(acc)
         cells[key] = {"n": len(runs), "acc": mean, "std": std, "min": min(acc), "max": max(acc),
-                      "diverged": sum(r["diverged"] is not None for r in runs),
+                      "diverged": sum(r["diverged"] is not None for r in runs), "exploded": exploded,
+                      "max_grad": max(max_grad),
                       "collapsed": sum(r["min_rate"] < COLLAPSE_RATE for r in runs),  # see study.py
                       "rate": _mean_std([r["mean_rate"] for r in runs])[0],
                       "min_rate": _mean_std([r["min_rate"] for r in runs])[0],
@@ -78,16 +83,17 @@ def _fmt(x: float, digits: int = 1) -> str:
 
 
 def results_table(cells: dict, dataset: str) -> list[str]:
-    lines = ["| depth | variant | top-1 % (mean ± std) | min - max | diverged | collapsed | mean rate | lowest layer rate |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| depth | variant | top-1 % (mean ± std) | min - max | diverged | exploded | collapsed | mean rate "
+             "| lowest layer rate | largest gradient norm |", "|---|---|---|---|---|---|---|---|---|---|"]
     for depth in DEPTHS:
         for variant in VARIANTS:
             c = cells.get((dataset, depth, variant))
             if c is None:
                 continue
             lines.append(f"| {depth} | {variant} | {_fmt(c['acc'])} ± {_fmt(c['std'])} | {_fmt(c['min'])} - "
-                         f"{_fmt(c['max'])} | {c['diverged']}/{c['n']} | {c['collapsed']}/{c['n']} | "
-                         f"{_fmt(c['rate'], 3)} | {_fmt(c['min_rate'], 3)} |")
+                         f"{_fmt(c['max'])} | {c['diverged']}/{c['n']} | {c['exploded']}/{c['n']} | "
+                         f"{c['collapsed']}/{c['n']} | {_fmt(c['rate'], 3)} | {_fmt(c['min_rate'], 3)} | "
+                         f"{c['max_grad']:.2g} |")
     return lines
 
 
@@ -95,13 +101,13 @@ def verdict(mode: str, full: dict[str, Any], abl: dict[str, Any]) -> str:
     """Whether an ablation cell shows the paper's failure mode (majority of seeds / accuracy margin)."""
     n = abl["n"]
     worse = abl["acc"] < full["acc"] - max(ACCURACY_MARGIN, full["std"] + abl["std"])
-    observed = {"collapse": abl["collapsed"] * 2 > n, "diverge": abl["diverged"] * 2 > n, "accuracy": worse}
+    observed = {"collapse": abl["collapsed"] * 2 > n, "explode": abl["exploded"] * 2 > n, "accuracy": worse}
     drop = f"top-1 {_fmt(abl['acc'])} vs {_fmt(full['acc'])}"
     if observed[mode]:
-        return f"**reproduced** ({drop}; diverged {abl['diverged']}/{n}, collapsed {abl['collapsed']}/{n})"
-    if worse or observed["collapse"] or observed["diverge"]:
-        return f"partly: worse, but not by the claimed mechanism ({drop}; diverged {abl['diverged']}/{n}, collapsed {abl['collapsed']}/{n})"
-    return f"**not reproduced** ({drop}; diverged {abl['diverged']}/{n}, collapsed {abl['collapsed']}/{n})"
+        return f"**reproduced** ({drop}; diverged {abl['diverged']}/{n}, exploded {abl['exploded']}/{n}, collapsed {abl['collapsed']}/{n})"
+    if worse or observed["collapse"] or observed["explode"]:
+        return f"partly: worse, but not by the claimed mechanism ({drop}; diverged {abl['diverged']}/{n}, exploded {abl['exploded']}/{n}, collapsed {abl['collapsed']}/{n})"
+    return f"**not reproduced** ({drop}; diverged {abl['diverged']}/{n}, exploded {abl['exploded']}/{n}, collapsed {abl['collapsed']}/{n})"
 
 
 def claims_table(cells: dict, datasets: Sequence[str]) -> list[str]:
@@ -113,7 +119,7 @@ def claims_table(cells: dict, datasets: Sequence[str]) -> list[str]:
                 if full is None or abl is None:
                     continue
                 extra = ""
-                if mode in ("diverge",) or variant == "no straight-through estimator":
+                if mode == "explode" or variant == "no straight-through estimator":
                     extra = (f"; full method: largest share of div == 0 in any layer and epoch "
                              f"{full['div_zero_max']:.2g}")
                 if variant == "no W_EI gradient scaling":
@@ -214,6 +220,8 @@ def write_report(out: Path, report: Path, command: str, wall_s: float | None = N
         f"- *diverged*: a non-finite loss or gradient stopped the run (its accuracy is the last evaluation before). "
         f"*collapsed*: at the end, on the test set, some spiking layer fires at a mean rate below {COLLAPSE_RATE:.0%} "
         "(no signal reaches the readout of a network without shortcuts). "
+        f"*exploded*: diverged, or the mean gradient norm of some parameter kind over an epoch exceeded "
+        f"{EXPLODED_GRAD:.0e} (the full method stays below about 10). "
         "Accuracy: top-1 on the test split after the last epoch, mean ± sample standard deviation over seeds.",
         "",
         "## Final test accuracy",
@@ -222,7 +230,7 @@ def write_report(out: Path, report: Path, command: str, wall_s: float | None = N
     for dataset in datasets:
         lines += [f"### {dataset}", "", *results_table(cells, dataset), ""]
     lines += ["## The paper's claims at this scale", "",
-              f"An ablation *reproduces* a claim when the claimed failure shows in most seeds (collapse, divergence) "
+              f"An ablation *reproduces* a claim when the claimed failure shows in most seeds (collapse, explosion) "
               f"or, for the gradient claims, when its mean accuracy is below the full method's by more than "
               f"max({ACCURACY_MARGIN:g} points, the sum of both spreads).", "",
               *claims_table(cells, datasets), "",
