@@ -169,18 +169,32 @@ def plot_training(out: Path, results: list[dict[str, Any]], dataset: str, path: 
                     continue
                 ys = [statistics.fmean(v for h in hists for h_row in h if h_row["epoch"] == e
                                        and (v := h_row.get(key)) is not None and math.isfinite(v)) for e in epochs]
-                ax.plot(epochs, ys, color=colors[variant], label=variant, marker="o", markersize=2)
+                ax.plot(epochs, ys, color=colors[variant], label=variant, marker="o", markersize=2,
+                        linestyle="--" if variant == "no straight-through estimator" else "-")
             if key == "train_rate":
                 ax.axhline(COLLAPSE_RATE, color="tab:red", linestyle=":", linewidth=0.8)
                 ax.set_yscale("symlog", linthresh=COLLAPSE_RATE)
+                ax.set_ylim(bottom=0)
             ax.set_title(f"{depth}: {label}", fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8)
-    fig.suptitle(f"{dataset}: mean over seeds", fontsize=10)
+    fig.suptitle(f"{dataset}: mean over seeds (dashed: no STE, drawn over the full method where identical)",
+                 fontsize=10)
     _save(fig, path)
+
+
+def shrink_png(path: Path, colors: int = 64) -> None:
+    """Re-encode a plot with a ``colors``-entry palette (a few times smaller; plots use few colours)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colors=colors)
+    tmp = path.with_name(f".{path.name}.tmp")
+    small.save(tmp, format="PNG", optimize=True)
+    os.replace(tmp, path)
 
 
 def _discussion(path: Path) -> str:
@@ -250,6 +264,7 @@ def write_report(out: Path, report: Path, command: str, wall_s: float | None = N
     for dataset in datasets:
         png = figures / f"study_{dataset}.png"
         plot_training(out, results, dataset, png)
+        shrink_png(png)
         lines += [f"![{dataset}](figures/{png.name})", ""]
     lines += ["## Inside the deep networks (per-layer diagnostics, seed 0, digits)", "",
               "Per layer over training, on the test set: E firing rate, silent and saturated units, I activity, "
@@ -263,6 +278,7 @@ def write_report(out: Path, report: Path, command: str, wall_s: float | None = N
         if history:
             png = figures / f"diagnostics_digits_deep_{slug(variant)}.png"
             plot_layer_curves(history, png)
+            shrink_png(png)
             lines += [f"{variant}:", "", f"![{variant}](figures/{png.name})", ""]
     lines.append(_discussion(report))
     text = "\n".join(lines)
