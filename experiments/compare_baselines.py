@@ -33,7 +33,7 @@ from eisnn.train.trainer import Trainer
 
 SPIKING_LAYERS = (LIF, HardResetLIF, BackEINeuron)
 COMMON: dict[str, Any] = {
-    "dataset": "digits", "image_size": 8, "width": 0.125, "batch_size": 32, "epochs": 6,
+    "dataset": "digits", "image_size": 8, "width": 0.125, "batch_size": 32, "epochs": 8,
     "warmup_epochs": 0, "dropout": 0.0, "progress": False, "histograms": False, "device": "cpu",
 }
 
@@ -51,7 +51,7 @@ class System:
 
 SYSTEMS: tuple[System, ...] = (
     System("E-I SNN (the paper's method)", "92.05 (ResNet-18)",
-           {"model": "ei_resnet18", "T": 4, "optimizer": "sgd", "lr": 0.05, "warmup_epochs": 1,
+           {"model": "ei_resnet18", "T": 4, "optimizer": "sgd", "lr": 3e-3, "warmup_epochs": 1,
             "warmup_start_lr": 1e-4, "momentum": 0.9, "weight_decay": 5e-4}),
     System("BN-SNN", "95.37 (ResNet-18)",
            {"model": "bn_resnet18", "T": 4, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}),

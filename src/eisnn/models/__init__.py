@@ -1,4 +1,5 @@
-"""Spiking networks defined once and parameterized by the layer kind (E-I, BN, plain)."""
+"""Spiking networks defined once and parameterized by the layer kind (E-I, BN, TEBN, plain), and the
+baselines with their own units (DANN VGG-16, BackEISNN CNN-5)."""
 
 from .backeisnn import BackEISNN
 from .blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
