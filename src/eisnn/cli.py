@@ -1,0 +1,173 @@
+"""The ``eisnn`` command: ``train``, ``eval``, ``convert`` (and more via :func:`register`).
+
+A subcommand is a :class:`Command`: a name, a one-line help, a function adding its arguments
+to an ``argparse`` parser, and a function running it (returning the exit status). Adding one
+(``bench``, ``plot``, ``study``, ...) is one :func:`register` call; heavy imports happen inside
+``run`` so that ``eisnn --help`` stays fast. Known user errors (bad config, missing data or
+checkpoint, non-finite loss) end with one ``eisnn: error: ...`` line and a non-zero status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def register(command: Command) -> Command:
+    """Add a subcommand to ``eisnn`` (names are unique)."""
+    if command.name in COMMANDS:
+        raise ValueError(f"eisnn subcommand {command.name!r} is already registered")
+    COMMANDS[command.name] = command
+    return command
+
+
+def packaged_config(name: str) -> Path:
+    """A config shipped in ``eisnn/configs`` (``digits`` -> ``.../configs/digits.yaml``)."""
+    return Path(str(resources.files("eisnn") / "configs" / f"{name}.yaml"))
+
+
+def resolve_config_path(text: str | None) -> Path:
+    """A YAML path, or the name of a packaged config; none given: the offline default."""
+    if text is None:
+        return packaged_config("digits")
+    path = Path(text)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    packaged = packaged_config(text)
+    if packaged.is_file():
+        return packaged
+    names = sorted(p.stem for p in packaged.parent.glob("*.yaml"))
+    raise FileNotFoundError(f"no config file {text!r} and no packaged config of that name; packaged: {', '.join(names)}")
+
+
+# ------------------------------------------------------------------- train
+def _configure_train(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML config or packaged config name (default: the offline digits run)")
+    p.add_argument("--data-dir", help="dataset root (overrides data_dir)")
+    p.add_argument("--out", help="folder receiving the run directory (overrides out_dir)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (value read as YAML); repeatable")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs in this call (resume later)")
+    p.add_argument("--keys", action="store_true", help="list every config key with its type and default, and exit")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from eisnn.train import config as C
+    from eisnn.train.trainer import resume_run, start_run
+
+    if args.keys:
+        print(C.describe())
+        return 0
+    if args.resume is not None:
+        if args.config is not None or args.overrides or args.out is not None:
+            raise C.ConfigError("--resume takes the run's own config: drop CONFIG, --set and --out")
+        trainer = resume_run(args.resume, data_dir=args.data_dir)
+        print(f"resuming {trainer.run_dir} after epoch {trainer.epoch}/{trainer.cfg.epochs}")
+    else:
+        changes = {k: v for k, v in (("data_dir", args.data_dir), ("out_dir", args.out)) if v is not None}
+        cfg = C.load_config(resolve_config_path(args.config), args.overrides, **changes)
+        trainer = start_run(cfg)
+        print(f"run directory: {trainer.run_dir}  ({cfg.model} on {cfg.dataset}, T={cfg.T}, "
+              f"{cfg.epochs} epochs, device {trainer.device})")
+    try:
+        result = trainer.fit(max_epochs=args.stop_after)
+    finally:
+        trainer.close()
+    last = result.last_eval
+    if last is not None:
+        print(f"test accuracy: top-1 {last['test_top1']:.2f}%  top-5 {last['test_top5']:.2f}%  "
+              f"(best top-1 {result.best_top1:.2f}%)  after epoch {last['epoch']}")
+    print(f"trained {result.epochs_done}/{trainer.cfg.epochs} epochs in {result.wall_s:.1f} s; "
+          f"run directory: {result.run_dir}")
+    return 0
+
+
+# -------------------------------------------------------------------- eval
+def _configure_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="eisnn checkpoint, reference checkpoint (.pth/.pt/.safetensors), "
+                                  "or a folder with the published model.safetensors + config.json")
+    p.add_argument("--data-dir", help="dataset root (default: the checkpoint's data_dir)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key of the evaluation (batch_size, device, dataset, ...)")
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from eisnn.train.evaluate import evaluate_source
+
+    report = evaluate_source(args.source, data_dir=args.data_dir, overrides=args.overrides)
+    print(report.text())
+    return 0
+
+
+# ----------------------------------------------------------------- convert
+def _configure_convert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("reference", help="reference checkpoint (.pth/.pt/.safetensors) or published-weights folder")
+    p.add_argument("out", help="eisnn checkpoint to write (.pt)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="config keys the reference does not state (e.g. dataset=cifar10)")
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from eisnn.train.convert import convert_reference
+
+    cfg = convert_reference(args.reference, args.out, overrides=args.overrides)
+    print(f"wrote {args.out}: {cfg.model} for {cfg.dataset}, T={cfg.T}")
+    return 0
+
+
+register(Command("train", "train a model from a config (default: the offline digits run)", _configure_train, _run_train))
+register(Command("eval", "top-1/top-5 and firing rates of a checkpoint on its test set", _configure_eval, _run_eval))
+register(Command("convert", "write an eisnn checkpoint from a reference checkpoint", _configure_convert, _run_convert))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eisnn", description="Deep normalization-free spiking networks "
+                                     "with excitatory-inhibitory circuits.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS.values():
+        command.configure(sub.add_parser(command.name, help=command.help, description=command.help))
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that are the user's to fix: reported in one line, no traceback."""
+    from eisnn.train.checkpoint import CheckpointError
+    from eisnn.train.config import ConfigError
+    from eisnn.train.factory import DatasetError
+    from eisnn.train.trainer import NonFiniteError
+
+    return (ConfigError, CheckpointError, DatasetError, NonFiniteError, FileNotFoundError, FileExistsError,
+            NotImplementedError)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command].run(args)
+    except _user_errors() as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"eisnn: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("eisnn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

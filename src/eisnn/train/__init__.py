@@ -1,0 +1,1 @@
+"""Training: config schema, trainer loop, checkpoints, logging, evaluation."""

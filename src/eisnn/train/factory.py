@@ -1,0 +1,126 @@
+"""Building a run's pieces from its config: device, model, datasets, loaders, optimizer, schedule."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from eisnn.train.config import ConfigError, TrainConfig
+from eisnn.train.schedule import WarmupCosine
+
+
+class DatasetError(RuntimeError):
+    """Data that cannot be read as the configured dataset (one line naming what is wrong)."""
+
+
+def resolve_device(cfg: TrainConfig) -> torch.device:
+    """``auto`` picks CUDA when present; bf16 autocast is only offered on CUDA."""
+    if cfg.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: 'cuda' requested but CUDA is not available (use auto or cpu)")
+    name = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    if cfg.amp == "bf16" and name != "cuda":
+        raise ConfigError("amp: 'bf16' needs a CUDA device (use amp: none on the CPU)")
+    return torch.device(name)
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A well-mixed 63-bit seed from the run seed and e.g. the epoch."""
+    return int(np.random.SeedSequence([seed, *keys]).generate_state(2, dtype=np.uint64)[0] >> 1)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) RNGs; no determinism switches are touched."""
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def image_size(cfg: TrainConfig) -> int:
+    from eisnn.data import dataset_info
+
+    return cfg.image_size if cfg.image_size is not None else dataset_info(cfg.dataset).image_size
+
+
+def build_model(cfg: TrainConfig) -> nn.Module:
+    """``create_model`` with the dataset's classes/channels and the config's model options."""
+    from eisnn.data import dataset_info
+    from eisnn.models import create_model
+
+    info = dataset_info(cfg.dataset)
+    kwargs = {**cfg.model_kwargs(), "image_size": image_size(cfg)}
+    try:
+        return create_model(cfg.model, num_classes=info.num_classes, in_channels=info.in_channels,
+                            T=cfg.T, **kwargs)
+    except ValueError as err:  # an option the architecture rejects, e.g. too small an image
+        raise ConfigError(f"model {cfg.model}: {err}") from None
+
+
+def build_dataset(cfg: TrainConfig, train: bool) -> Dataset:
+    """The train or test split; event datasets are integrated into ``T`` frames."""
+    from eisnn.data import create_dataset, dataset_info
+
+    info = dataset_info(cfg.dataset)
+    kwargs: dict[str, Any] = {}
+    if cfg.image_size is not None:
+        kwargs["image_size"] = cfg.image_size
+    try:
+        return create_dataset(cfg.dataset, cfg.data_dir, train=train, T=cfg.T if info.is_event else None,
+                              augment=cfg.augment and train, **kwargs)
+    except ValueError as err:  # a damaged or misplaced file, named by the data module
+        raise DatasetError(f"dataset {cfg.dataset} in {cfg.data_dir}: {err}") from None
+
+
+@dataclass
+class Loaders:
+    train: Iterable
+    test: Iterable
+    generator: torch.Generator  # re-seeded at every epoch: shuffling, augmentation, worker seeds
+
+
+def build_loader(cfg: TrainConfig, train: bool, device: torch.device) -> tuple[Iterable, torch.Generator]:
+    """The split's loader (shuffled for training) and the generator it draws from: a resident loader
+    (split held on ``device``, batched augmentation) when the dataset offers its tensors, else a
+    ``DataLoader``."""
+    dataset, shuffle = build_dataset(cfg, train), train
+    resident = cfg.loader == "resident" or (cfg.loader == "auto" and cfg.num_workers == 0)
+    if resident and hasattr(dataset, "as_tensors"):
+        from eisnn.data import ResidentLoader
+
+        generator = torch.Generator(device=device)
+        return ResidentLoader.from_dataset(dataset, cfg.batch_size, shuffle=shuffle, device=device,
+                                           generator=generator), generator
+    if cfg.loader == "resident":
+        raise ConfigError(f"loader: 'resident' needs an in-memory dataset; {cfg.dataset} is not one "
+                          "(use auto or dataloader)")
+    generator = torch.Generator()  # the sampler shuffles on the CPU
+    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=cfg.num_workers, pin_memory=device.type == "cuda"), generator
+
+
+def build_loaders(cfg: TrainConfig, device: torch.device) -> Loaders:
+    train, generator = build_loader(cfg, True, device)
+    test, _ = build_loader(cfg, False, device)
+    return Loaders(train, test, generator)
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD with momentum and L2 decay on every parameter (SPEC section 4), or AdamW."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, iters_per_epoch: int) -> WarmupCosine:
+    total = cfg.epochs * iters_per_epoch
+    warmup = min(round(cfg.warmup_epochs * iters_per_epoch), total)
+    return WarmupCosine(optimizer, total_iters=total, warmup_iters=warmup,
+                        warmup_start_lr=cfg.warmup_start_lr, min_lr=cfg.min_lr)

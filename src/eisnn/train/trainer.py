@@ -1,0 +1,265 @@
+"""The training loop: one epoch after another, a checkpoint at every epoch end, resumable.
+
+Per iteration: forward (bf16 autocast optional), cross-entropy on the time-averaged logits,
+backward, optional gradient clipping, a finiteness check, the optimizer step (Dale projection
+as its post-hook for E-I models) and the per-iteration schedule step. The E-I init runs on the
+first training batch of a fresh run (a resumed model carries its init state).
+
+Reproducibility: every epoch re-seeds the global RNGs and the loader's shuffling generator from
+``(seed, epoch)``, so a run resumed at an epoch boundary is bit-identical on the CPU.
+
+Run directory layout::
+
+    config.yaml  metrics.csv  tensorboard/  checkpoints/{last,best}.pt  plots/*.png
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from eisnn import dale
+from eisnn.init import ei_init, is_initialized
+from eisnn.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from eisnn.train.config import TrainConfig, from_dict, save_config
+from eisnn.train.evaluate import EvalResult, autocast, evaluate, topk_correct
+from eisnn.train.factory import (build_loaders, build_model, build_optimizer, build_scheduler,
+                                 derive_seed, resolve_device, seed_everything)
+from eisnn.train.metrics import TensorBoardLog, write_metrics_csv
+from eisnn.train.monitor import FiringRateMonitor
+from eisnn.train.plots import RATE_PREFIX, plot_run
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN/inf loss or gradient stopped the run (message names epoch, step and checkpoint)."""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    epochs_done: int
+    history: list[dict[str, Any]]
+    best_top1: float | None
+    wall_s: float
+
+    @property
+    def last_eval(self) -> dict[str, Any] | None:
+        rows = [r for r in self.history if r.get("test_top1") is not None]
+        return rows[-1] if rows else None
+
+
+def new_run_dir(cfg: TrainConfig) -> Path:
+    """``out_dir/name``; the default name ``<model>-<dataset>-<time>`` gets a suffix if taken.
+    An explicitly named directory that already holds a checkpoint is refused (resume it instead)."""
+    base = Path(cfg.out_dir)
+    if cfg.name is not None:
+        run_dir = base / cfg.name
+        if (run_dir / "checkpoints" / "last.pt").exists():
+            raise FileExistsError(f"{run_dir} already holds a run; continue it with "
+                                  f"`eisnn train --resume {run_dir}` or choose another name")
+        return run_dir
+    stem = f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    for i in itertools.count():
+        run_dir = base / (stem if i == 0 else f"{stem}-{i}")
+        if not run_dir.exists():
+            return run_dir
+    raise AssertionError("unreachable")
+
+
+class Trainer:
+    """Owns the model, data, optimizer, schedule and run directory of one run."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, checkpoint: dict[str, Any] | None = None,
+                 echo: Callable[[str], None] = print) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.echo = echo
+        self.device = resolve_device(cfg)
+        seed_everything(cfg.seed)
+        self.model = build_model(cfg).to(self.device)
+        self.loaders = build_loaders(cfg, self.device)
+        self.iters_per_epoch = self._batches(len(self.loaders.train))
+        self.optimizer = build_optimizer(cfg, self.model)
+        dale.attach(self.optimizer, self.model)
+        self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
+        self.epoch = 0  # completed epochs
+        self.step = 0  # completed optimizer steps
+        self.skipped = 0  # non-finite steps skipped (nonfinite: skip)
+        self.history: list[dict[str, Any]] = []
+        self.best_top1: float | None = None
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.run_dir / "config.yaml")
+        self.tb = TensorBoardLog(self.run_dir / "tensorboard",
+                                 purge_step=self.epoch + 1 if checkpoint is not None else None)
+        if self.history:
+            self._write_tables()
+
+    # ----------------------------------------------------------------- state
+    def _batches(self, n: int) -> int:
+        return n if self.cfg.limit_batches is None else min(n, self.cfg.limit_batches)
+
+    def state(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "step": self.step, "skipped": self.skipped, "history": self.history,
+                "best_top1": self.best_top1}
+
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.epoch, self.step, self.skipped = ckpt["epoch"], ckpt["step"], ckpt["skipped"]
+        self.history = list(ckpt["history"])
+        self.best_top1 = ckpt["best_top1"]
+        set_rng_state(ckpt["rng"])
+
+    def save(self, path: Path) -> None:
+        save_checkpoint(path, model=self.model, config=self.cfg.to_dict(), epoch=self.epoch, **self.state())
+
+    # ------------------------------------------------------------------ loop
+    def fit(self, max_epochs: int | None = None) -> RunResult:
+        """Train until ``cfg.epochs`` (or ``max_epochs`` more epochs in this call)."""
+        start = time.perf_counter()
+        stop_at = self.cfg.epochs if max_epochs is None else min(self.cfg.epochs, self.epoch + max_epochs)
+        try:
+            while self.epoch < stop_at:
+                self._run_epoch(self.epoch)
+        finally:
+            self.tb.flush()
+        return RunResult(self.run_dir, self.epoch, self.history, self.best_top1, time.perf_counter() - start)
+
+    def close(self) -> None:
+        self.tb.close()
+
+    def _run_epoch(self, epoch: int) -> None:
+        cfg = self.cfg
+        seed_everything(derive_seed(cfg.seed, epoch))
+        self.loaders.generator.manual_seed(derive_seed(cfg.seed, epoch, 1))
+        t0 = time.perf_counter()
+        train = self._train_epoch(epoch)
+        row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
+                               "train_loss": train["loss"], "train_top1": train["top1"],
+                               "train_rate": train["rate"], "skipped_steps": self.skipped}
+        result: EvalResult | None = None
+        if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
+            result = evaluate(self.model, self._limited(self.loaders.test), self.device, cfg.amp,
+                              per_neuron=cfg.histograms)
+            row.update(test_loss=result.loss, test_top1=result.top1, test_top5=result.top5)
+            row.update({RATE_PREFIX + name: rate for name, rate in result.firing_rates.items()})
+        row["epoch_s"] = time.perf_counter() - t0
+        self.history.append(row)
+        self.epoch = epoch + 1
+        is_best = result is not None and (self.best_top1 is None or result.top1 > self.best_top1)
+        if is_best:
+            self.best_top1 = result.top1
+        self.save(self.ckpt_dir / "last.pt")
+        if is_best:
+            self.save(self.ckpt_dir / "best.pt")
+        self._write_tables()
+        self.tb.scalars(row, self.epoch)
+        if result is not None and cfg.histograms:
+            self.tb.histograms(self.model, result.neuron_rates, self.epoch)
+        self.echo(summary_line(row, cfg.epochs))
+
+    def _limited(self, loader):
+        return loader if self.cfg.limit_batches is None else itertools.islice(loader, self.cfg.limit_batches)
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        cfg, model, device = self.cfg, self.model, self.device
+        model.train()
+        loss_sum, correct_sum, samples, rate_sum = 0.0, 0.0, 0, 0.0
+        no_rate = torch.zeros((), device=device)
+        bar = tqdm(self._limited(self.loaders.train), total=self.iters_per_epoch, leave=False,
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, dynamic_ncols=True)
+        with FiringRateMonitor(model) as monitor:
+            for i, (x, y) in enumerate(bar):
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if not is_initialized(model):
+                    ei_init(model, x)
+                with autocast(device, cfg.amp):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = self._grad_norm()
+                correct = topk_correct(logits.detach(), y, (1,))[0]
+                rate = monitor.last_mean()
+                stats = torch.stack([torch.isfinite(loss), torch.isfinite(grad_norm), loss.detach(), correct,
+                                     no_rate if rate is None else rate]).double().tolist()  # one sync
+                loss_ok, grad_ok, loss_v, correct_v, rate_v = stats
+                if not (loss_ok and grad_ok):
+                    self._non_finite(epoch, i, "loss" if not loss_ok else "gradient")
+                    continue
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                loss_sum, correct_sum = loss_sum + loss_v * y.shape[0], correct_sum + correct_v
+                samples, rate_sum = samples + y.shape[0], rate_sum + rate_v * y.shape[0]
+                bar.set_postfix(loss=f"{loss_sum / samples:.4f}", acc=f"{100 * correct_sum / samples:.2f}",
+                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", rate=f"{rate_v:.3f}", refresh=False)
+        bar.close()
+        n = max(samples, 1)
+        return {"loss": loss_sum / n, "top1": 100 * correct_sum / n, "rate": rate_sum / n}
+
+    def _grad_norm(self) -> torch.Tensor:
+        """Global L2 norm of the gradients (clipped to ``grad_clip`` when set), as a tensor."""
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if self.cfg.grad_clip is not None:
+            return torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        if not params:
+            return torch.zeros((), device=self.device)
+        return torch.linalg.vector_norm(torch.stack([p.grad.detach().float().norm() for p in params]))
+
+    def _non_finite(self, epoch: int, i: int, what: str) -> None:
+        """Skip the step (``nonfinite: skip``) or stop without touching what is written."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.cfg.nonfinite == "skip":
+            self.skipped += 1
+            return
+        last = self.ckpt_dir / "last.pt"
+        pointer = (f"last good checkpoint: {last} (epoch {self.epoch}); resume with `eisnn train --resume "
+                   f"{self.run_dir}`" if last.exists() else "no checkpoint was written yet")
+        raise NonFiniteError(f"non-finite {what} at epoch {epoch + 1}, step {i + 1} of {self.iters_per_epoch} "
+                             f"(iteration {self.step + 1}); run stopped, {pointer}. Lower lr, set grad_clip, "
+                             f"or set nonfinite=skip to skip such steps")
+
+    def _write_tables(self) -> None:
+        write_metrics_csv(self.history, self.run_dir / "metrics.csv")
+        plot_run(self.history, self.run_dir / "plots")
+
+
+def summary_line(row: dict[str, Any], epochs: int) -> str:
+    """One line per epoch: train/test loss and top-1/top-5, lr, mean firing rate, time."""
+    text = (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} top1 {row['train_top1']:6.2f}%")
+    if row.get("test_top1") is not None:
+        text += f"  test loss {row['test_loss']:.4f} top1 {row['test_top1']:6.2f}% top5 {row['test_top5']:6.2f}%"
+    text += f"  lr {row['lr']:.3e}  rate {row['train_rate']:.3f}  {row['epoch_s']:.1f}s"
+    if row.get("skipped_steps"):
+        text += f"  skipped {row['skipped_steps']}"
+    return text
+
+
+def start_run(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Trainer:
+    """A fresh run in a new run directory."""
+    return Trainer(cfg, new_run_dir(cfg), echo=echo)
+
+
+def resume_run(run_dir: str | Path, data_dir: str | None = None,
+               echo: Callable[[str], None] = print) -> Trainer:
+    """Continue the run in ``run_dir`` from ``checkpoints/last.pt`` (``data_dir`` may move)."""
+    run_dir = Path(run_dir)
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    cfg = from_dict(ckpt["config"])
+    if data_dir is not None:
+        cfg = cfg.replace(data_dir=data_dir)
+    return Trainer(cfg, run_dir, checkpoint=ckpt, echo=echo)

@@ -1,0 +1,118 @@
+"""The trainer on real data (scikit-learn digits, tiny settings): run directory, resume, NaN handling."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+import yaml
+
+from eisnn.train import trainer as trainer_module
+from eisnn.train.checkpoint import load_checkpoint
+from eisnn.train.config import TrainConfig, from_dict
+from eisnn.train.trainer import NonFiniteError, Trainer, resume_run, start_run
+
+
+def tiny(tmp_path, name: str, **changes) -> TrainConfig:
+    base = dict(model="ei_mlp", dataset="digits", image_size=8, T=2, epochs=2, batch_size=64, limit_batches=3,
+                lr=0.05, warmup_epochs=0.5, warmup_start_lr=1e-4, progress=False, out_dir=str(tmp_path), name=name)
+    return from_dict({**base, **changes})
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def train(cfg: TrainConfig, max_epochs: int | None = None) -> Trainer:
+    t = start_run(cfg, echo=quiet)
+    t.fit(max_epochs)
+    t.close()
+    return t
+
+
+def test_run_directory_holds_config_metrics_tensorboard_checkpoints_and_plots(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    t = train(tiny(tmp_path, "run"))
+    run = tmp_path / "run"
+    assert from_dict(yaml.safe_load((run / "config.yaml").read_text())) == t.cfg
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    rate_columns = [c for c in rows[0] if c.startswith("rate/")]
+    assert len(rate_columns) == 2  # two hidden LIF layers of the MLP
+    for r in rows:
+        assert 0 <= float(r["test_top1"]) <= float(r["test_top5"]) <= 100 and float(r["train_loss"]) > 0
+        assert all(0 <= float(r[c]) <= 1 for c in rate_columns)
+    for name in ("last.pt", "best.pt"):
+        payload = load_checkpoint(run / "checkpoints" / name)
+        assert {"model", "optimizer", "scheduler", "rng", "epoch", "config", "history"} <= set(payload)
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 2
+    for png in ("learning_curves.png", "firing_rates.png"):
+        assert (run / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"histograms": 0}).Reload()
+    tags = events.Tags()
+    assert {"train/loss", "test/top1", "test/top5", "lr"} <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("test/top1")] == [1, 2]
+    assert any(tag.startswith("firing_rate/") for tag in tags["histograms"])
+    assert any(tag.startswith("weights/") for tag in tags["histograms"])
+    assert not [p for p in run.rglob(".*tmp*")]  # no temporary files left
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch):
+    straight = train(tiny(tmp_path, "straight"))
+    train(tiny(tmp_path, "interrupted"), max_epochs=1)
+    init_calls = []
+    monkeypatch.setattr(trainer_module, "ei_init", lambda *a: init_calls.append(a))
+    resumed = resume_run(tmp_path / "interrupted", echo=quiet)
+    assert resumed.epoch == 1
+    resumed.fit()
+    resumed.close()
+    assert init_calls == []  # a resumed model carries its E-I init state
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "epoch_s"} for r in rows]  # noqa: E731
+    assert drop(straight.history) == drop(resumed.history)
+    assert len(list(csv.DictReader(open(tmp_path / "interrupted" / "metrics.csv")))) == 2
+
+
+def nan_forward_hook(every: int = 1):
+    calls = []
+
+    def hook(module, inputs, output):
+        calls.append(1)
+        return output * float("nan") if len(calls) % every == 0 else output
+
+    return hook
+
+
+def test_non_finite_loss_stops_naming_epoch_step_and_last_checkpoint(tmp_path):
+    t = start_run(tiny(tmp_path, "nan"), echo=quiet)
+    t.fit(max_epochs=1)
+    run = tmp_path / "nan"
+    before = {p: p.read_bytes() for p in (run / "checkpoints" / "last.pt", run / "metrics.csv")}
+    t.model.register_forward_hook(nan_forward_hook())
+    with pytest.raises(NonFiniteError) as info:
+        t.fit()
+    message = str(info.value)
+    assert "non-finite loss at epoch 2, step 1 of 3" in message
+    assert str(run / "checkpoints" / "last.pt") in message and "(epoch 1)" in message
+    assert {p: p.read_bytes() for p in before} == before  # nothing already written is damaged
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 1
+
+
+def test_non_finite_steps_can_be_skipped(tmp_path):
+    t = start_run(tiny(tmp_path, "skip", nonfinite="skip", epochs=1), echo=quiet)
+    t.model.register_forward_hook(nan_forward_hook(every=2))
+    result = t.fit()
+    t.close()
+    row = result.history[-1]
+    # forward calls: 1 E-I init, 2 step 1 (NaN), 3 step 2, 4 step 3 (NaN), then the test pass
+    assert row["skipped_steps"] == 2 and t.step == 1
+    assert all(torch.isfinite(p).all() for p in t.model.parameters())
+
+
+def test_a_named_run_directory_is_never_overwritten(tmp_path):
+    train(tiny(tmp_path, "taken", epochs=1))
+    with pytest.raises(FileExistsError, match="eisnn train --resume"):
+        start_run(tiny(tmp_path, "taken", epochs=1), echo=quiet)
