@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import nn
 
 import eisnn
@@ -322,3 +324,25 @@ def test_one_training_step_keeps_dale(name):
     assert all(bool((p >= 0).all()) for p in constrained_parameters(model))
     with pytest.raises(ValueError, match="unknown option"):
         create_model(name, 5, 3, T, depth=3)
+
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "src" / "eisnn" / "configs"
+RECIPES = {  # BASELINES.md: model, T, optimizer, lr, momentum, weight decay, batch, epochs, extra keys
+    "cifar10_tebn_resnet19": ("tebn_resnet19", 4, "sgd", 0.02, 0.9, 5e-4, 128, 300, {}),
+    "cifar10_dann_vgg16": ("dann_vgg16", 1, "sgd", 0.01, 0.0, 0.0, 128, 300, {"augment": False, "dropout": 0.5}),
+    "cifar10_backeisnn_cnn5": ("backeisnn_cnn5", 20, "adamw", 1e-3, None, 0.0, 100, 200, {"loss": "mse_rates", "dropout": 0.5}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_baseline_configs_hold_their_recipes(name):
+    cfg = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
+    model, T, optimizer, lr, momentum, decay, batch, epochs, extra = RECIPES[name]
+    assert (cfg["model"], cfg["dataset"], cfg["T"], cfg["optimizer"], cfg["batch_size"], cfg["epochs"]) == (
+        model, "cifar10", T, optimizer, batch, epochs)
+    assert cfg["lr"] == pytest.approx(lr) and cfg["weight_decay"] == pytest.approx(decay) and cfg["warmup_epochs"] == 0
+    assert momentum is None or cfg["momentum"] == pytest.approx(momentum)
+    assert {k: cfg[k] for k in extra} == extra
+    if "loss" in cfg:
+        get_loss(cfg["loss"])
+    create_model(cfg["model"], 10, 3, cfg["T"], width=1 / 16, dropout=cfg["dropout"], ei_ratio=4, tau=2.0)
