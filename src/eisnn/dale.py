@@ -2,6 +2,8 @@
 
 Projected gradient descent: after every optimizer step, every constrained parameter
 (``W_EE, W_IE, W_EI, g_I, g_E`` of each E-I layer) is clamped to ``>= 0``; ``b_E`` is free.
+A module declares its constrained parameters by name in a ``dale_parameters`` tuple attribute
+(E-I layers: ``DALE_PARAMETERS``; the DANN layers of the baselines declare theirs).
 """
 
 from __future__ import annotations
@@ -12,17 +14,10 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from .nn.ei import DALE_PARAMETERS, EILayer
-
 
 def constrained_parameters(model: nn.Module) -> list[nn.Parameter]:
-    """The Dale-constrained parameters of every E-I layer of ``model``."""
-    return [
-        getattr(module, name)
-        for module in model.modules()
-        if isinstance(module, EILayer)
-        for name in DALE_PARAMETERS
-    ]
+    """The Dale-constrained parameters of ``model``: those each module names in ``dale_parameters``."""
+    return [getattr(module, name) for module in model.modules() for name in getattr(module, "dale_parameters", ())]
 
 
 def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

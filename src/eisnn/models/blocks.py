@@ -28,6 +28,12 @@ class NeuronOptions:
         return LIF(self.tau, self.v_threshold, self.surrogate, self.alpha)
 
 
+def is_time_dependent(module: nn.Module) -> bool:
+    """True when a submodule's output depends on the time step (declares ``time_dependent = True``,
+    e.g. TEBN's per-step scale): such a module needs exactly its own ``T`` steps in its input."""
+    return any(getattr(m, "time_dependent", False) for m in module.modules())
+
+
 def per_step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Apply ``module`` to ``[T, B, ...]`` as one merged ``[T*B, ...]`` batch."""
     out = module(x.flatten(0, 1))
@@ -46,12 +52,15 @@ class PerStep(nn.Module):
 
 
 class SpikingUnit(nn.Module):
-    """``current -> LIF -> dropout``: one spiking layer, ``[T, B, ...]`` in and out."""
+    """``current -> LIF -> dropout``: one spiking layer, ``[T, B, ...]`` in and out.
 
-    def __init__(self, current: nn.Module, neuron: NeuronOptions, dropout: float = 0.0) -> None:
+    ``neuron``: the options of the paper's LIF, or any multi-step neuron module (``[T, B, ...]``).
+    """
+
+    def __init__(self, current: nn.Module, neuron: NeuronOptions | nn.Module, dropout: float = 0.0) -> None:
         super().__init__()
         self.current = current
-        self.lif = neuron.make()
+        self.lif = neuron if isinstance(neuron, nn.Module) else neuron.make()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -61,9 +70,10 @@ class SpikingUnit(nn.Module):
         """Direct encoding: the same input ``[B, ...]`` at each of ``T`` steps.
 
         The input current is computed once and broadcast over time. Before the E-I Init the
-        input is repeated instead, so that the init statistics see the whole ``[T*B]`` batch.
+        input is repeated instead, so that the init statistics see the whole ``[T*B]`` batch; a
+        time-dependent current (TEBN) always sees the repeated input.
         """
-        if not is_initialized(self.current):
+        if not is_initialized(self.current) or is_time_dependent(self.current):
             return self(x.unsqueeze(0).expand(T, *x.shape))
         current = self.current(x)
         return self.dropout(self.lif(current.unsqueeze(0).expand(T, *current.shape)))
@@ -91,6 +101,8 @@ class SpikingNetwork(nn.Module):
         if x.dim() == self.static_dims:
             h = self.stem.forward_static(x, self.T)
         elif x.dim() == self.static_dims + 1:
+            if x.shape[1] != self.T and is_time_dependent(self):
+                raise ValueError(f"{type(self).__name__} was built for T={self.T} but got {x.shape[1]} frames")
             h = self.stem(x.transpose(0, 1))
         else:
             raise ValueError(

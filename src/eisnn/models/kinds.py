@@ -2,6 +2,8 @@
 
 - ``ei``: E-I layers (``EIConv2d``/``EILinear``) and an E-I readout; no normalization.
 - ``bn``: the BN-SNN baseline, ``conv (bias-free) -> BatchNorm`` and a plain linear readout.
+- ``tebn``: the TEBN baseline, ``conv (bias-free) -> TEBN`` (BatchNorm with temporal statistics and
+  a learnable scale per time step) and a plain linear readout; needs ``time_steps``.
 - ``plain``: neither: bias-free conv/linear with Kaiming init, plain linear readout.
 """
 
@@ -12,9 +14,9 @@ from typing import Any
 
 from torch import nn
 
-from ..nn import ConvBN, EIConv2d, EILinear, LinearBN
+from ..nn import ConvBN, ConvTEBN, EIConv2d, EILinear, LinearBN, LinearTEBN
 
-KIND_NAMES: tuple[str, ...] = ("ei", "bn", "plain")
+KIND_NAMES: tuple[str, ...] = ("ei", "bn", "tebn", "plain")
 EI_OPTIONS: tuple[str, ...] = ("ei_ratio", "stabilization", "epsilon", "ste", "scale_w_ei_grad", "init")
 
 
@@ -25,10 +27,12 @@ def _kaiming(layer: nn.Module) -> nn.Module:
 
 @dataclass(frozen=True)
 class LayerKind:
-    """Factory of a network's weight layers. ``ei_options`` go to every E-I layer."""
+    """Factory of a network's weight layers. ``ei_options`` go to every E-I layer; ``time_steps``
+    (the network's ``T``) sizes the per-step scales of TEBN layers."""
 
     name: str
     ei_options: dict[str, Any] = field(default_factory=dict)
+    time_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.name not in KIND_NAMES:
@@ -36,6 +40,8 @@ class LayerKind:
         unknown = set(self.ei_options) - set(EI_OPTIONS)
         if unknown:
             raise ValueError(f"unknown E-I options {sorted(unknown)}; allowed: {list(EI_OPTIONS)}")
+        if self.name == "tebn" and (self.time_steps is None or self.time_steps < 1):
+            raise ValueError(f"the tebn layer kind needs time_steps >= 1, got {self.time_steps}")
 
     def conv(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> nn.Module:
         """A hidden convolution producing the input current of a spiking layer."""
@@ -43,6 +49,8 @@ class LayerKind:
             return EIConv2d(in_channels, out_channels, kernel_size, stride, padding, **self.ei_options)
         if self.name == "bn":
             return ConvBN(in_channels, out_channels, kernel_size, stride, padding)
+        if self.name == "tebn":
+            return ConvTEBN(in_channels, out_channels, kernel_size, stride, padding, T=self.time_steps)
         return _kaiming(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False))
 
     def linear(self, in_features: int, out_features: int) -> nn.Module:
@@ -51,6 +59,8 @@ class LayerKind:
             return EILinear(in_features, out_features, **self.ei_options)
         if self.name == "bn":
             return LinearBN(in_features, out_features)
+        if self.name == "tebn":
+            return LinearTEBN(in_features, out_features, T=self.time_steps)
         return _kaiming(nn.Linear(in_features, out_features, bias=False))
 
     def readout(self, in_features: int, num_classes: int) -> nn.Module:

@@ -7,10 +7,13 @@ from typing import Any, Callable
 
 from torch import nn
 
+from .backeisnn import BackEISNN
 from .blocks import NeuronOptions, SpikingNetwork
+from .dann import DANNVGG
 from .kinds import EI_OPTIONS, KIND_NAMES, LayerKind
 from .mlp import MLP
 from .resnet import RESNET_PLANS, ResNet
+from .resnet19 import ResNet19
 from .vgg import VGG_PLANS, VGG
 
 NEURON_OPTIONS: tuple[str, ...] = ("tau", "v_threshold", "surrogate", "alpha")
@@ -35,27 +38,43 @@ def create_model(name: str, num_classes: int, in_channels: int, T: int, **kwargs
 
     ``kwargs``: architecture options (``image_size``, ``width``, ``dropout``, ``hidden`` for MLPs),
     neuron options (``tau, v_threshold, surrogate, alpha``) and, for E-I models, the E-I layer options
-    (``ei_ratio, stabilization, epsilon, ste, scale_w_ei_grad, init``; ignored by other kinds).
+    (``ei_ratio, stabilization, epsilon, ste, scale_w_ei_grad, init``; ignored by other kinds). The
+    baselines with their own units (``dann_vgg16``, ``backeisnn_cnn5``) ignore both groups.
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, T=T, **kwargs)
 
 
-def _split_options(kind_name: str, kwargs: dict[str, Any]) -> tuple[LayerKind, NeuronOptions, dict[str, Any]]:
+def _split_options(kind_name: str, T: int, kwargs: dict[str, Any]) -> tuple[LayerKind, NeuronOptions, dict[str, Any]]:
     ei = {k: kwargs.pop(k) for k in EI_OPTIONS if k in kwargs}
     neuron = NeuronOptions(**{k: kwargs.pop(k) for k in NEURON_OPTIONS if k in kwargs})
-    return LayerKind(kind_name, ei if kind_name == "ei" else {}), neuron, kwargs
+    return LayerKind(kind_name, ei if kind_name == "ei" else {}, time_steps=T), neuron, kwargs
 
 
 def _builder(network: Callable[..., SpikingNetwork], kind_name: str, **fixed: Any) -> Builder:
     def build(num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
-        kind, neuron, rest = _split_options(kind_name, dict(kwargs))
-        allowed = set(inspect.signature(network).parameters) - {"kind", "neuron", "num_classes", "in_channels", "T", *fixed}
-        unknown = sorted(set(rest) - allowed)
-        if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for {network.__name__}; allowed: {sorted(allowed | set(NEURON_OPTIONS) | set(EI_OPTIONS))}")
+        kind, neuron, rest = _split_options(kind_name, T, dict(kwargs))
+        _check_options(network, rest, fixed)
         return network(kind=kind, num_classes=num_classes, in_channels=in_channels, T=T, neuron=neuron, **fixed, **rest)
+
+    return build
+
+
+def _check_options(network: Callable[..., nn.Module], options: dict[str, Any], fixed: dict[str, Any]) -> None:
+    allowed = set(inspect.signature(network).parameters) - {"kind", "neuron", "num_classes", "in_channels", "T", *fixed}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for {network.__name__}; allowed: {sorted(allowed | set(NEURON_OPTIONS) | set(EI_OPTIONS))}")
+
+
+def _own_units_builder(network: Callable[..., nn.Module]) -> Builder:
+    """A network with its own layers and neurons: the shared E-I and neuron options are ignored."""
+
+    def build(num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
+        rest = {k: v for k, v in kwargs.items() if k not in EI_OPTIONS and k not in NEURON_OPTIONS}
+        _check_options(network, rest, {})
+        return network(num_classes=num_classes, in_channels=in_channels, T=T, **rest)
 
     return build
 
@@ -65,4 +84,7 @@ for _kind in KIND_NAMES:
         register_model(f"{_kind}_vgg{_depth}", _builder(VGG, _kind, plan=_plan))
     for _depth in RESNET_PLANS:
         register_model(f"{_kind}_resnet{_depth}", _builder(ResNet, _kind, depth=_depth))
+    register_model(f"{_kind}_resnet19", _builder(ResNet19, _kind))
     register_model(f"{_kind}_mlp", _builder(MLP, _kind))
+register_model("dann_vgg16", _own_units_builder(DANNVGG))
+register_model("backeisnn_cnn5", _own_units_builder(BackEISNN))

@@ -1,17 +1,31 @@
 """Modules that hold parameters and call the functional core."""
 
+from .backei import BackEINeuron, HardResetLIF, rect_sign, rect_spike
 from .bn import ConvBN, LinearBN
+from .dann import DANNConv2d, DANNLayer, DANNLinear, dann_integrate
 from .ei import DALE_PARAMETERS, EIConv2d, EILayer, EILinear, NotInitializedError, inhibitory_count
 from .lif import LIF
+from .tebn import TEBN, ConvTEBN, LinearTEBN
 
 __all__ = [
     "DALE_PARAMETERS",
+    "TEBN",
+    "BackEINeuron",
     "ConvBN",
+    "ConvTEBN",
+    "DANNConv2d",
+    "DANNLayer",
+    "DANNLinear",
     "EIConv2d",
     "EILayer",
     "EILinear",
+    "HardResetLIF",
     "LIF",
     "LinearBN",
+    "LinearTEBN",
     "NotInitializedError",
+    "dann_integrate",
     "inhibitory_count",
+    "rect_sign",
+    "rect_spike",
 ]

@@ -42,6 +42,7 @@ class EILayer(nn.Module):
     """
 
     fan_in: int
+    dale_parameters = DALE_PARAMETERS
 
     def __init__(
         self,
