@@ -76,3 +76,28 @@ def test_plot_command_needs_a_run_directory(tmp_path, capsys):
 def test_bad_diagnostics_keys_are_named(changes, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(changes)
+
+
+def test_study_command_trains_a_small_grid_and_writes_the_report(tmp_path, monkeypatch):
+    from eisnn.diagnostics import report, study
+
+    monkeypatch.setattr(study, "BASE", {**study.BASE, "limit_batches": 2, "T": 2})
+    monkeypatch.setitem(study.DATASETS, "digits", {"dataset": "digits", "image_size": 8, "epochs": 2})
+    monkeypatch.setattr(study, "DEPTHS", {"deep (2 weight layers)": [8]})
+    monkeypatch.setattr(report, "DEPTHS", study.DEPTHS)
+    variants = {k: study.VARIANTS[k] for k in ("E-I (full method)", "no E-I Init (standard init)")}
+    monkeypatch.setattr(study, "VARIANTS", variants)
+    monkeypatch.setattr(report, "VARIANTS", variants)
+    out, md = tmp_path / "study", tmp_path / "docs" / "results.md"
+    args = ["study", "--out", str(out), "--data-dir", str(tmp_path), "--datasets", "digits", "--seeds", "2",
+            "--workers", "1", "--report", str(md)]
+    assert main(args) == 0
+    text = md.read_text()
+    assert "4 runs (1 datasets x 1 depths x 2 variants x 2 seeds)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| deep (2 weight layers) | no E-I Init"))
+    assert "| 0/2 | 0/2 | 2/2 | 0.000 | 0.000 |" in row  # not diverged, not exploded, collapsed, silent
+    assert "collapsed 2/2" in text and "## Discussion" in text
+    assert (md.parent / "figures" / "study_digits.png").read_bytes()[:4] == b"\x89PNG"
+    md.write_text(text.replace("(to be written after reading the tables)", "kept by hand"))
+    assert main(args[:-2] + ["--report", str(md), "--report-only"]) == 0  # finished runs are reused
+    assert "kept by hand" in md.read_text()

@@ -15,6 +15,7 @@ signal then reaches the readout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -43,6 +44,7 @@ BASE: dict[str, Any] = {
     "T": 4, "batch_size": 64, "optimizer": "sgd", "lr": 0.01, "warmup_epochs": 1.0, "warmup_start_lr": 1e-4,
     "momentum": 0.9, "weight_decay": 5e-4, "augment": False, "nonfinite": "stop", "diagnostics": True,
     "histogram_epochs": [], "histograms": False, "plots": False, "progress": False, "device": "cpu",
+    "cpu_threads": 1,
 }
 
 
@@ -71,13 +73,10 @@ def plan(datasets: Sequence[str], seeds: int) -> list[RunSpec]:
 
 
 def run_one(spec: RunSpec, out: Path, data_dir: str) -> dict[str, Any]:
-    """Train one run (single-threaded) and write its ``result.json``; returns the result."""
-    import torch
-
+    """Train one run (single-threaded: ``cpu_threads: 1``) and write its ``result.json``; returns the result."""
     from eisnn.train.config import from_dict
     from eisnn.train.trainer import NonFiniteError, start_run
 
-    torch.set_num_threads(1)
     result_path = spec.folder(out) / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
@@ -111,7 +110,7 @@ def _run_star(args: tuple[RunSpec, Path, str]) -> dict[str, Any]:
 
 def run_study(out: Path, data_dir: str, datasets: Sequence[str], seeds: int, workers: int,
               echo=print) -> list[dict[str, Any]]:
-    """Train every run of the grid with ``workers`` single-threaded processes."""
+    """Train every run of the grid with ``workers`` single-threaded processes (1: in this process)."""
     import multiprocessing as mp
 
     specs = plan(datasets, seeds)
@@ -121,10 +120,14 @@ def run_study(out: Path, data_dir: str, datasets: Sequence[str], seeds: int, wor
         if dataset_info(name).is_event:
             for train in (True, False):
                 create_dataset(name, data_dir, train, T=BASE["T"], augment=False)
-    results = []
     jobs = [(s, out, data_dir) for s in specs]
-    with mp.get_context("spawn").Pool(workers) as pool:
-        for i, r in enumerate(pool.imap(_run_star, jobs), 1):
+    with contextlib.ExitStack() as stack:
+        if workers == 1:  # in this process
+            finished = map(_run_star, jobs)
+        else:
+            finished = stack.enter_context(mp.get_context("spawn").Pool(workers)).imap(_run_star, jobs)
+        results = []
+        for i, r in enumerate(finished, 1):
             status = "DIVERGED" if r["diverged"] else ("collapsed" if r["collapsed"] else "ok")
             echo(f"[{i}/{len(specs)}] {r['dataset']} | {r['depth']} | {r['variant']} | seed {r['seed']}: "
                  f"top-1 {r['test_top1']:.2f}%  rate {r['mean_rate']:.3f}  {status}  {r['wall_s']:.0f}s")
