@@ -245,7 +245,8 @@ def write_report(out: Path, report: Path, command: str, wall_s: float | None = N
         f"*collapsed*: at the end, on the test set, some spiking layer fires at a mean rate below {COLLAPSE_RATE:.0%} "
         "(no signal reaches the readout of a network without shortcuts). "
         f"*exploded*: diverged, or the mean gradient norm of some parameter kind over an epoch exceeded "
-        f"{EXPLODED_GRAD:.0e} (the full method stays below about 10). "
+        f"{EXPLODED_GRAD:.0e} (the full method's largest here: "
+        f"{_finite_max([c['max_grad'] for k, c in cells.items() if k[2] == FULL]):.2g}). "
         "Accuracy: top-1 on the test split after the last epoch, mean ± sample standard deviation over the seeds "
         "that reached an evaluation (a run stopped in its first epoch has none).",
         "",
@@ -267,7 +268,8 @@ def write_report(out: Path, report: Path, command: str, wall_s: float | None = N
         shrink_png(png)
         lines += [f"![{dataset}](figures/{png.name})", ""]
     lines += ["## Inside the deep networks (per-layer diagnostics, seed 0, digits)", "",
-              "Per layer over training, on the test set: E firing rate, silent and saturated units, I activity, "
+              "Per layer over training, on the test set: E firing rate, silent and saturated units, I activity (the "
+              "I units are instantaneous ReLU units: share of positive `I_I`), "
               "E/I balance, divisive current, its zero share (where the adaptive stabilization acts), the share of "
               "Dale-constrained weights pinned at 0, and the gradient norm per parameter kind. Definitions: "
               "`eisnn.diagnostics.stats`. `eisnn plot RUN_DIR` draws the same figure for any run with "

@@ -11,6 +11,7 @@ Reproducibility: every epoch re-seeds the global RNGs and the loader's shuffling
 Run directory layout::
 
     config.yaml  metrics.csv  tensorboard/  checkpoints/{last,best}.pt  plots/*.png
+    diagnostics/histograms_epoch<N>.npz   (with ``diagnostics: true``; see eisnn.diagnostics)
 """
 
 from __future__ import annotations
