@@ -154,3 +154,42 @@ def test_study_grid_covers_every_variant_at_both_depths_with_at_least_11_weight_
     assert {n for (depth, _), n in counts.items() if depth.startswith("deep")} == {11}
     assert {n for (depth, _), n in counts.items() if depth.startswith("shallow")} == {3}
     assert {model for _, model in counts} == {"ei_mlp", "bn_mlp", "plain_mlp"}
+
+
+def test_recorded_currents_are_the_ones_the_convolution_integrates():
+    from eisnn import ei_init
+    from eisnn.diagnostics import lateral_currents
+    from eisnn.functional.ei import stabilize
+    from eisnn.nn import EIConv2d
+
+    torch.manual_seed(0)
+    layer = EIConv2d(3, 8, 3, padding=1)
+    x = (torch.rand(6, 3, 5, 5) < 0.3).float()
+    x[0] = 0  # a silent sample: its div row is all zero
+    ei_init(layer, x)
+    c = lateral_currents(layer, x)
+    per = lambda p: p.view(1, -1, 1, 1)  # noqa: E731
+    expected = per(layer.g_e) * (c["i_ee"] - c["sub"]) / stabilize(c["div"]) + per(layer.b_e)
+    with Recorder(nn.Sequential(layer)) as rec:
+        out = layer(x)
+    torch.testing.assert_close(out, expected)
+    s = rec.summary()["0"]
+    assert s["div_empty"] == pytest.approx(1 / 6)
+    assert s["div_zero"] >= s["div_empty"]
+
+
+def test_recorder_covers_every_unit_of_a_resnet():
+    from eisnn import ei_init
+
+    model = create_model("ei_resnet18", 10, 2, 2, width=1 / 16)
+    x = torch.rand(4, 2, 2, 8, 8).round()
+    ei_init(model, x)
+    with torch.no_grad(), Recorder(model) as rec:
+        model(x)
+    summary = rec.summary()
+    assert len(summary) == 17 + 3 + 1  # convs, projection shortcuts, readout
+    assert {"body.1.0.shortcut", "head.2.module"} <= set(summary)
+    for name, s in summary.items():
+        assert 0 <= s["div_zero"] <= 1 and 0 <= s["dale_pinned"] <= 1
+        if name != "head.2.module":
+            assert 0 <= s["silent"] <= 1 and 0 <= s["e_rate"] <= 1
