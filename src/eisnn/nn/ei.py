@@ -48,6 +48,11 @@ def inhibitory_count(n_excitatory: int, ei_ratio: float, n_inhibitory: int | Non
     return max(1, math.floor(n_excitatory / ei_ratio))
 
 
+def _per_channel(p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """View a per-channel vector so that it broadcasts over ``like``'s channel dim 1."""
+    return p.view(1, -1, *([1] * (like.dim() - 2)))
+
+
 class NotInitializedError(RuntimeError):
     """An E-I layer was used before the data-dependent E-I Init."""
 
@@ -107,8 +112,9 @@ class EILayer(nn.Module):
         self.register_buffer("initialized", torch.tensor(False, device=device))
         self.register_buffer("init_scale", torch.tensor(float("nan"), device=device, dtype=torch.float64))
         self.register_buffer("init_gain", torch.tensor(float("nan"), device=device, dtype=torch.float64))
-        if self.i_population is not None:  # W_EI's init factor E[I_I] / E[s_I] (spiking I units)
+        if self.i_population is not None:  # W_EI's init factor E[I_I] / E[s_I], and the leak g_L (spiking I units)
             self.register_buffer("init_i_balance", torch.tensor(float("nan"), device=device, dtype=torch.float64))
+            self.register_buffer("i_leak", torch.tensor(float("nan"), device=device, dtype=dtype))
         self._initialized = False  # host mirror of the buffer: forward never reads a device tensor
 
     @property
@@ -182,21 +188,28 @@ class EILayer(nn.Module):
         """E-I Init for spiking I units, from the I population's actual output on the first batch.
 
         The paper's init gives ``E[W_EI @ I_I] = E[I_EE]`` (the same weight law on both paths) and
-        ``E[div] = g_I E[I_I]``. Spikes ``s_I`` replace ``I_I``, so ``W_EI = c / n_I`` with
-        ``c = E[I_I] / E[s_I]`` (means over the whole batch) restores both expectations.
+        ``E[div] = g_I E[I_I]``. With spiking units: ``W_IE`` is first scaled so that the mean drive
+        ``E[I_I]`` equals the I threshold (the paper's scale can leave them silent); then, from the
+        spikes ``s_I`` of that drive on the batch, ``W_EI = c / n_I`` with ``c = m / E[s_I]`` (``m``
+        the paper's ``E[I_I]``) restores both expectations: ``E[W_EI s_I] = E[I_EE]``, ``E[div] = g_I m``.
         """
         _, i_i = self.currents(x)
-        s_i = self.i_population(i_i)
+        paper_mean = i_i.double().mean()
+        if float(paper_mean) <= 0:
+            raise ValueError(f"ei_init: {type(self).__name__} got no drive for its spiking I units on the first batch")
+        threshold = self.i_population.lif.v_threshold
+        self._assign("w_ie", self.w_ie * (threshold / float(paper_mean)))
+        s_i = self.i_population(i_i * (threshold / paper_mean).to(i_i.dtype))
         rate = s_i.double().mean()
         if float(rate) <= 0:
             raise ValueError(
-                f"ei_init: the spiking I units of {type(self).__name__} are silent on the first batch "
-                f"(mean I_I {float(i_i.mean()):.3g}, threshold {self.i_population.lif.v_threshold}); "
-                "lower v_threshold_i or raise tau_i"
+                f"ei_init: the spiking I units of {type(self).__name__} stay silent on the first batch at mean drive "
+                f"= threshold {threshold}; raise tau_i"
             )
-        balance = i_i.double().mean() / rate
+        balance = paper_mean / rate
         self._assign("w_ei", float(balance) / self.n_inhibitory)
         self.init_i_balance.fill_(float(balance))
+        self.i_leak.fill_(float(self.init_gain * paper_mean))
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
@@ -226,13 +239,19 @@ class EILayer(nn.Module):
 
     def integrate(self, currents: torch.Tensor, s_i: torch.Tensor | None = None) -> torch.Tensor:
         """``I_int`` from the stacked ``[I_EE; I_I]``: with the paper's ReLU I units (``s_i=None``)
-        the fused path; with the I population's output ``s_i`` given, the eager reference."""
+        the fused path. With the spikes ``s_i`` of spiking I units, shunting acts on top of a fixed
+        leak conductance ``g_L > 0`` (a buffer set by the E-I Init), so a step without I spikes
+        does not divide by zero: ``I_int = g_E (I_EE - W_EI s_I) / (g_L + W_EI (g_I s_I)) + b_E``
+        (``stabilization`` is not used then)."""
         w_ei = EF.divide_grad(self.w_ei, float(self.fan_in)) if self.scale_w_ei_grad else self.w_ei
-        options = {"readout": self.readout, "stabilization": self.stabilization, "epsilon": self.epsilon, "ste": self.ste}
         if s_i is None:
-            return EF.ei_integrate_currents(currents, self.n_excitatory, w_ei, self.g_i, self.g_e, self.b_e, **options)
-        i_ee = currents[:, : self.n_excitatory]
-        return EF.ei_integrate_eager(i_ee, s_i, w_ei, self.g_i, self.g_e, self.b_e, **options)
+            return EF.ei_integrate_currents(currents, self.n_excitatory, w_ei, self.g_i, self.g_e, self.b_e, readout=self.readout,
+                                            stabilization=self.stabilization, epsilon=self.epsilon, ste=self.ste)
+        balanced = currents[:, : self.n_excitatory] - EF.mix_channels(w_ei, s_i)
+        if self.readout:
+            return balanced
+        div = EF.mix_channels(w_ei, _per_channel(self.g_i, s_i) * s_i) + self.i_leak
+        return _per_channel(self.g_e, balanced) * balanced / div + _per_channel(self.b_e, balanced)
 
     def _ei_repr(self) -> str:
         extra = ", readout=True" if self.readout else ""
@@ -244,6 +263,8 @@ class EILayer(nn.Module):
             extra += ", scale_w_ei_grad=False"
         if self.init_mode != "ei":
             extra += f", init={self.init_mode!r}"
+        if self.i_population is not None:
+            extra += ", inhibitory='lif'"
         if self.dale != "clamp":
             extra += f", dale={self.dale!r}"
         return f"n_I={self.n_inhibitory}{extra}"
