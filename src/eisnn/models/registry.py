@@ -39,7 +39,8 @@ def create_model(name: str, num_classes: int, in_channels: int, T: int, **kwargs
 
     ``kwargs``: architecture options (``image_size``, ``width``, ``dropout``, ``hidden`` for MLPs),
     neuron options (``tau, v_threshold, surrogate, alpha``) and, for E-I models, the E-I layer options
-    (``ei_ratio, stabilization, epsilon, ste, scale_w_ei_grad, init``; ignored by other kinds). The
+    (``ei_ratio, stabilization, epsilon, ste, scale_w_ei_grad, init``, and beyond the paper
+    ``n_inhibitory, inhibitory, tau_i, v_threshold_i, surrogate_i, alpha_i, dale``; ignored by other kinds). The
     baselines with their own units (``dann_vgg16``, ``backeisnn_cnn5``) ignore both groups.
     """
     if name not in _REGISTRY:
