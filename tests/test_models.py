@@ -11,7 +11,7 @@ from eisnn.nn import EIConv2d, EILinear
 
 
 def _options(name: str) -> dict:
-    if name.endswith("mlp"):
+    if name.endswith(("mlp", "rnn")):
         return {"image_size": 8, "hidden": (16, 16)}
     if "resnet" in name:  # global pooling: a small image keeps the deep ones fast
         return {"image_size": 8, "width": 1 / 16}

@@ -32,6 +32,7 @@ class DatasetInfo:
 _INFO = {
     "digits": DatasetInfo(10, 1, 16, False, 4),
     "digits_dvs": DatasetInfo(10, 2, 32, True, 8),
+    "digits_seq": DatasetInfo(10, 8, 1, True, 8),
     "cifar10": DatasetInfo(10, 3, 32, False, 4),
     "cifar100": DatasetInfo(100, 3, 32, False, 4),
     "tinyimagenet": DatasetInfo(200, 3, 32, False, 4),
@@ -94,8 +95,13 @@ def _digits_dvs(root, train, T, augment, split_by: str = "number", cache_dir=Non
                               _event_transform(tf.digits_dvs_train, None, train, augment))
 
 
+def _digits_seq(root, train, T, augment):
+    from .digits_seq import digits_seq_dataset
+    return digits_seq_dataset(train, T)
+
+
 _BUILDERS: dict[str, Callable[..., Dataset]] = {
-    "digits": _digits, "digits_dvs": _digits_dvs, "cifar10": _cifar("cifar10"), "cifar100": _cifar("cifar100"),
+    "digits": _digits, "digits_dvs": _digits_dvs, "digits_seq": _digits_seq, "cifar10": _cifar("cifar10"), "cifar100": _cifar("cifar100"),
     "tinyimagenet": _tinyimagenet, "dvs128_gesture": _gesture, "cifar10_dvs": _cifar10_dvs,
 }
 

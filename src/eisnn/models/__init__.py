@@ -6,6 +6,7 @@ from .blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
 from .dann import DANNVGG
 from .kinds import LayerKind
 from .mlp import MLP
+from .recurrent import RecurrentSNN, RecurrentUnit
 from .registry import create_model, list_models, register_model
 from .resnet import ResNet, SEWBlock
 from .resnet19 import PreSpikeResidualBlock, ResNet19
@@ -20,6 +21,8 @@ __all__ = [
     "NeuronOptions",
     "PerStep",
     "PreSpikeResidualBlock",
+    "RecurrentSNN",
+    "RecurrentUnit",
     "ResNet",
     "ResNet19",
     "SEWBlock",

@@ -17,7 +17,10 @@ from torch import nn
 from ..nn import ConvBN, ConvTEBN, EIConv2d, EILinear, LinearBN, LinearTEBN
 
 KIND_NAMES: tuple[str, ...] = ("ei", "bn", "tebn", "plain")
-EI_OPTIONS: tuple[str, ...] = ("ei_ratio", "stabilization", "epsilon", "ste", "scale_w_ei_grad", "init")
+EI_OPTIONS: tuple[str, ...] = ("ei_ratio", "stabilization", "epsilon", "ste", "scale_w_ei_grad", "init",
+                               "n_inhibitory", "inhibitory", "tau_i", "v_threshold_i", "surrogate_i", "alpha_i", "dale")
+# hidden layers only: the readout keeps the ratio's I count and the paper's ReLU I units (its output is a current)
+HIDDEN_ONLY_OPTIONS: tuple[str, ...] = ("n_inhibitory", "inhibitory", "tau_i", "v_threshold_i", "surrogate_i", "alpha_i")
 
 
 def _kaiming(layer: nn.Module) -> nn.Module:
@@ -43,10 +46,14 @@ class LayerKind:
         if self.name == "tebn" and (self.time_steps is None or self.time_steps < 1):
             raise ValueError(f"the tebn layer kind needs time_steps >= 1, got {self.time_steps}")
 
+    def hidden_ei_options(self) -> dict[str, Any]:
+        """Options of a hidden E-I layer: ``ei_options`` plus ``time_steps`` (spiking I units need ``T``)."""
+        return {**self.ei_options, "time_steps": self.time_steps}
+
     def conv(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> nn.Module:
         """A hidden convolution producing the input current of a spiking layer."""
         if self.name == "ei":
-            return EIConv2d(in_channels, out_channels, kernel_size, stride, padding, **self.ei_options)
+            return EIConv2d(in_channels, out_channels, kernel_size, stride, padding, **self.hidden_ei_options())
         if self.name == "bn":
             return ConvBN(in_channels, out_channels, kernel_size, stride, padding)
         if self.name == "tebn":
@@ -56,7 +63,7 @@ class LayerKind:
     def linear(self, in_features: int, out_features: int) -> nn.Module:
         """A hidden fully connected layer producing the input current of a spiking layer."""
         if self.name == "ei":
-            return EILinear(in_features, out_features, **self.ei_options)
+            return EILinear(in_features, out_features, **self.hidden_ei_options())
         if self.name == "bn":
             return LinearBN(in_features, out_features)
         if self.name == "tebn":
@@ -66,5 +73,6 @@ class LayerKind:
     def readout(self, in_features: int, num_classes: int) -> nn.Module:
         """The last layer, whose output averaged over time is the logits."""
         if self.name == "ei":
-            return EILinear(in_features, num_classes, readout=True, **self.ei_options)
+            options = {k: v for k, v in self.ei_options.items() if k not in HIDDEN_ONLY_OPTIONS}
+            return EILinear(in_features, num_classes, readout=True, **options)
         return nn.Linear(in_features, num_classes)

@@ -12,6 +12,7 @@ from .blocks import NeuronOptions, SpikingNetwork
 from .dann import DANNVGG
 from .kinds import EI_OPTIONS, KIND_NAMES, LayerKind
 from .mlp import MLP
+from .recurrent import RECURRENT_KINDS, RecurrentSNN
 from .resnet import RESNET_PLANS, ResNet
 from .resnet19 import ResNet19
 from .vgg import VGG_PLANS, VGG
@@ -38,7 +39,8 @@ def create_model(name: str, num_classes: int, in_channels: int, T: int, **kwargs
 
     ``kwargs``: architecture options (``image_size``, ``width``, ``dropout``, ``hidden`` for MLPs),
     neuron options (``tau, v_threshold, surrogate, alpha``) and, for E-I models, the E-I layer options
-    (``ei_ratio, stabilization, epsilon, ste, scale_w_ei_grad, init``; ignored by other kinds). The
+    (``ei_ratio, stabilization, epsilon, ste, scale_w_ei_grad, init``, and beyond the paper
+    ``n_inhibitory, inhibitory, tau_i, v_threshold_i, surrogate_i, alpha_i, dale``; ignored by other kinds). The
     baselines with their own units (``dann_vgg16``, ``backeisnn_cnn5``) ignore both groups.
     """
     if name not in _REGISTRY:
@@ -86,5 +88,7 @@ for _kind in KIND_NAMES:
         register_model(f"{_kind}_resnet{_depth}", _builder(ResNet, _kind, depth=_depth))
     register_model(f"{_kind}_resnet19", _builder(ResNet19, _kind))
     register_model(f"{_kind}_mlp", _builder(MLP, _kind))
+for _kind in RECURRENT_KINDS:
+    register_model(f"{_kind}_rnn", _builder(RecurrentSNN, _kind))
 register_model("dann_vgg16", _own_units_builder(DANNVGG))
 register_model("backeisnn_cnn5", _own_units_builder(BackEISNN))

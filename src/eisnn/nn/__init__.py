@@ -4,7 +4,9 @@ from .backei import BackEINeuron, HardResetLIF, rect_sign, rect_spike
 from .bn import ConvBN, LinearBN
 from .dann import DANNConv2d, DANNLayer, DANNLinear, dann_integrate
 from .ei import DALE_PARAMETERS, EIConv2d, EILayer, EILinear, NotInitializedError, inhibitory_count
+from .inhibitory import INHIBITORY_KINDS, InhibitoryPopulation
 from .lif import LIF
+from .recurrent import EIRecurrent, PlainRecurrent
 from .tebn import TEBN, ConvTEBN, LinearTEBN
 
 __all__ = [
@@ -18,12 +20,16 @@ __all__ = [
     "DANNLinear",
     "EIConv2d",
     "EILayer",
+    "EIRecurrent",
+    "INHIBITORY_KINDS",
+    "InhibitoryPopulation",
     "EILinear",
     "HardResetLIF",
     "LIF",
     "LinearBN",
     "LinearTEBN",
     "NotInitializedError",
+    "PlainRecurrent",
     "dann_integrate",
     "inhibitory_count",
     "rect_sign",
