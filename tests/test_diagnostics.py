@@ -193,3 +193,20 @@ def test_recorder_covers_every_unit_of_a_resnet():
         assert 0 <= s["div_zero"] <= 1 and 0 <= s["dale_pinned"] <= 1
         if name != "head.2.module":
             assert 0 <= s["silent"] <= 1 and 0 <= s["e_rate"] <= 1
+
+
+def test_spiking_inhibitory_units_and_reparametrized_dale_are_diagnosed():
+    from eisnn import ei_init
+
+    layer = EILinear(16, 8, inhibitory="lif", time_steps=2, dale="reparam")
+    model = nn.Sequential(layer)
+    x = (torch.rand(2 * 5, 16) < 0.5).float()  # [T*B, d] with T=2
+    ei_init(model, x)
+    with torch.no_grad(), Recorder(model) as rec:
+        out = model(x)
+        s_i = layer.i_population(layer.currents(x)[1])
+    s = rec.summary()["0"]
+    assert set(s_i.unique().tolist()) == {0.0, 1.0}  # the I units spike, not all of them
+    assert s["i_mean"] == pytest.approx(float(s_i.mean())) and s["i_active"] == pytest.approx(float(s_i.mean()))
+    assert torch.isfinite(out).all() and s["dale_pinned"] == 0.0  # softplus is never exactly 0
+    assert set(GradientNorms(model)) == {"w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e"}

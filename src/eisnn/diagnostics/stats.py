@@ -9,8 +9,10 @@ Definitions (one E-I layer, input ``x``, currents as in SPEC section 1)::
 - E units are the LIF neurons fed by the layer; a *unit* is one neuron (channel, and position for
   a convolution). Its rate is its mean spike count per time step over everything recorded.
   *silent*: share of units that never fired; *saturated*: share that fired at every step.
-- I units are instantaneous ReLU units (the paper's fast-spiking interneurons): their activity is
-  ``ReLU(I_I)``; ``i_active`` is the share of positive entries of ``I_I``, ``i_mean`` their mean.
+- I units are instantaneous ReLU units (the paper's fast-spiking interneurons): their activity
+  ``s_I`` is ``ReLU(I_I)``; ``i_active`` is the share of positive entries of ``s_I``, ``i_mean`` its
+  mean. With spiking I units (``inhibitory="lif"``) ``s_I`` are their spikes (``i_mean`` is then
+  their firing rate), and ``sub``, ``div`` use ``s_I`` in place of ``I_I`` (``div`` without the leak).
 - ``balance = mean(sub) / mean(I_EE)``: how much of the excitatory drive inhibition subtracts.
 - ``div_zero``: share of entries with ``div == 0``, i.e. where the adaptive stabilization replaced
   a zero by the row's smallest positive value (under ``epsilon``/``none`` the entries that only
@@ -29,25 +31,26 @@ from ..nn.ei import DALE_PARAMETERS, EILayer
 
 
 def lateral_currents(layer: EILayer, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``I_EE, I_I, sub, div`` of ``layer`` for input ``x`` (``div`` before stabilization)."""
+    """``I_EE, s_I, sub, div`` of ``layer`` for input ``x`` (``div`` before stabilization)."""
     i_ee, i_i = layer.currents(x)
-    g_i = layer.g_i.view(1, -1, *([1] * (i_i.dim() - 2)))
-    return {"i_ee": i_ee, "i_i": i_i, "sub": mix_channels(layer.w_ei, i_i),
-            "div": mix_channels(layer.w_ei, g_i * i_i)}
+    s_i = i_i.clamp_min(0) if layer.i_population is None else layer.i_population(i_i)
+    g_i = layer.g_i.view(1, -1, *([1] * (s_i.dim() - 2)))
+    return {"i_ee": i_ee, "s_i": s_i, "sub": mix_channels(layer.w_ei, s_i),
+            "div": mix_channels(layer.w_ei, g_i * s_i)}
 
 
 def current_sums(currents: dict[str, torch.Tensor]) -> torch.Tensor:
     """Sums that make the E-I statistics additive over batches (float64, on the device, no sync):
 
-    ``[count, sum I_EE, sum sub, #(I_I > 0), sum ReLU(I_I), #I_I, sum div, sum div^2, #(div == 0), #rows without
+    ``[count, sum I_EE, sum sub, #(s_I > 0), sum s_I, #s_I, sum div, sum div^2, #(div == 0), #rows without
     positive div, #rows]``.
     """
-    i_ee, i_i, sub, div = (currents[k].detach().double() for k in ("i_ee", "i_i", "sub", "div"))
+    i_ee, s_i, sub, div = (currents[k].detach().double() for k in ("i_ee", "s_i", "sub", "div"))
     rows = div.shape[0]
     empty = (div.reshape(rows, -1) > 0).sum(1) == 0
-    sizes = i_ee.new_tensor([i_ee.numel(), i_i.numel(), rows])
+    sizes = i_ee.new_tensor([i_ee.numel(), s_i.numel(), rows])
     return torch.stack([
-        sizes[0], i_ee.sum(), sub.sum(), (i_i > 0).sum().double(), i_i.clamp_min(0).sum(), sizes[1],
+        sizes[0], i_ee.sum(), sub.sum(), (s_i > 0).sum().double(), s_i.sum(), sizes[1],
         div.sum(), (div * div).sum(), (div == 0).sum().double(), empty.sum().double(), sizes[2],
     ])
 
@@ -90,6 +93,9 @@ def parameter_kind(model: nn.Module, name: str) -> str:
     """Kind of parameter ``name``: ``w_ee, w_ie, w_ei, g_i, g_e, b_e`` in E-I layers, else
     ``<module class>.<attribute>`` (``conv2d.weight``, ``batchnorm2d.bias``, ``linear.weight``)."""
     owner, _, attr = name.rpartition(".")
+    if ".parametrizations." in f".{name}":  # a reparametrized tensor: <owner>.parametrizations.<attr>.original
+        owner, _, rest = f".{name}".partition(".parametrizations.")
+        owner, attr = owner[1:], rest.partition(".")[0]
     module = model.get_submodule(owner) if owner else model
     return attr if isinstance(module, EILayer) else f"{type(module).__name__.lower()}.{attr}"
 
