@@ -139,7 +139,7 @@ def test_paper_configs_hold_the_papers_hyper_parameters(name):
 
 def test_every_shipped_config_is_valid_and_covered():
     names = {p.stem for p in CONFIG_DIR.glob("*.yaml")}
-    assert names == set(PAPER_ROWS) | {"digits"}
+    assert set(PAPER_ROWS) | {"digits"} <= names  # every paper row is shipped; baselines/ablations may add more
     for name in names:
         data = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
         load_config(CONFIG_DIR / f"{name}.yaml")
