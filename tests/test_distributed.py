@@ -186,6 +186,8 @@ def test_two_processes_keep_identical_weights_equal_to_one_process_on_the_combin
             assert worst < 1e-5, f"step {k}: max difference to one process {worst:.3g}"
     changed = [n for n in a if not torch.equal(ranks[0]["snapshots"][0][n], a[n])]
     assert any(".w_ee" in n for n in changed)  # training moved the weights
+    untouched = [n for n in s if torch.equal(one_process["snapshots"][0][n], s[n])]
+    assert "head.module.g_i" in untouched and not set(untouched) & set(changed)  # e.g. the readout's unused gains
     for r, s in zip(ranks[0]["history"], one_process["history"]):
         assert r["train_loss"] == pytest.approx(s["train_loss"], rel=1e-5)
         assert r["train_top1"] == pytest.approx(s["train_top1"]) and r["test_top1"] == pytest.approx(s["test_top1"])
