@@ -132,7 +132,8 @@ def silent_peer(rank: int, out_dir: str) -> dict[str, Any]:
     err = io.StringIO()
     start = time.monotonic()
     with contextlib.redirect_stderr(err):
-        code = main(["train", "--out", out_dir, "--set", "dist_timeout_s=3", *[f"--set={k}={v}" for k, v in TINY.items()]])
+        code = main(["train", "--out", out_dir, "--set", "dist_timeout_s=3",
+                     *[f"--set={k}={v}" for k, v in TINY.items()]])
     return {"code": code, "stderr": err.getvalue(), "seconds": time.monotonic() - start}
 
 

@@ -78,7 +78,8 @@ def _combine(sum_over_ranks: Callable[[torch.Tensor], torch.Tensor], device: tor
              neuron_rates: dict[str, torch.Tensor]):
     """All ranks' evaluation sums: a rate ``r_k`` over ``n_k`` samples enters as ``r_k n_k``, the
     combined rate is ``sum r_k n_k / sum n_k`` (every sample has the same number of neurons and steps)."""
-    local = [loss_sum.item(), *hits.tolist(), samples, float(samples == 0)] + [rates.get(n, 0.0) * samples for n in layers]
+    local = [loss_sum.item(), *hits.tolist(), samples, float(samples == 0)]
+    local += [rates.get(name, 0.0) * samples for name in layers]
     total = sum_over_ranks(torch.tensor(local, dtype=torch.float64, device=device)).tolist()
     loss, hit1, hit5, n, empty_ranks = total[:5]
     if empty_ranks:

@@ -167,7 +167,8 @@ class Trainer:
         result: EvalResult | None = None
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
             result = evaluate(self.model, self._limited(self.loaders.test), self.device, cfg.amp,
-                              per_neuron=cfg.histograms, sum_over_ranks=self.ranks.sum if self.ranks.distributed else None)
+                              per_neuron=cfg.histograms,
+                              sum_over_ranks=self.ranks.sum if self.ranks.distributed else None)
             row.update(test_loss=result.loss, test_top1=result.top1, test_top5=result.top5)
             row.update({RATE_PREFIX + name: rate for name, rate in result.firing_rates.items()})
         row["epoch_s"] = time.perf_counter() - t0
