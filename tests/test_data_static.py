@@ -155,7 +155,7 @@ def test_digits_split_is_fixed_stratified_and_scaled():
 
 def test_registry_names_info_and_errors():
     assert set(DATASET_NAMES) == {"digits", "digits_dvs", "cifar10", "cifar100", "tinyimagenet",
-                                  "dvs128_gesture", "cifar10_dvs"}
+                                  "dvs128_gesture", "cifar10_dvs", "digits_seq"}
     assert dataset_info("cifar100").num_classes == 100
     assert dataset_info("dvs128_gesture").input_shape() == (16, 2, 48, 48)
     assert dataset_info("cifar10_dvs").input_shape(T=4) == (4, 2, 48, 48)

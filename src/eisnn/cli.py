@@ -80,22 +80,23 @@ def _run_train(args: argparse.Namespace) -> int:
         if args.config is not None or args.overrides or args.out is not None:
             raise C.ConfigError("--resume takes the run's own config: drop CONFIG, --set and --out")
         trainer = resume_run(args.resume, data_dir=args.data_dir)
-        print(f"resuming {trainer.run_dir} after epoch {trainer.epoch}/{trainer.cfg.epochs}")
+        trainer.echo(f"resuming {trainer.run_dir} after epoch {trainer.epoch}/{trainer.cfg.epochs}")
     else:
         changes = {k: v for k, v in (("data_dir", args.data_dir), ("out_dir", args.out)) if v is not None}
         cfg = C.load_config(resolve_config_path(args.config), args.overrides, **changes)
         trainer = start_run(cfg)
-        print(f"run directory: {trainer.run_dir}  ({cfg.model} on {cfg.dataset}, T={cfg.T}, "
-              f"{cfg.epochs} epochs, device {trainer.device})")
+        processes = f" x {trainer.ranks.world_size} processes" if trainer.ranks.distributed else ""
+        trainer.echo(f"run directory: {trainer.run_dir}  ({cfg.model} on {cfg.dataset}, T={cfg.T}, "
+                     f"{cfg.epochs} epochs, device {trainer.device}{processes})")
     try:
         result = trainer.fit(max_epochs=args.stop_after)
     finally:
         trainer.close()
     last = result.last_eval
     if last is not None:
-        print(f"test accuracy: top-1 {last['test_top1']:.2f}%  top-5 {last['test_top5']:.2f}%  "
-              f"(best top-1 {result.best_top1:.2f}%)  after epoch {last['epoch']}")
-    print(f"trained {result.epochs_done}/{trainer.cfg.epochs} epochs in {result.wall_s:.1f} s; "
+        trainer.echo(f"test accuracy: top-1 {last['test_top1']:.2f}%  top-5 {last['test_top5']:.2f}%  "
+                     f"(best top-1 {result.best_top1:.2f}%)  after epoch {last['epoch']}")
+    trainer.echo(f"trained {result.epochs_done}/{trainer.cfg.epochs} epochs in {result.wall_s:.1f} s; "
           f"run directory: {result.run_dir}")
     return 0
 
@@ -199,10 +200,11 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from eisnn.train.checkpoint import CheckpointError
     from eisnn.train.config import ConfigError
     from eisnn.train.factory import DatasetError
+    from eisnn.train.distributed import DistributedError
     from eisnn.train.trainer import NonFiniteError
 
-    return (ConfigError, CheckpointError, DatasetError, NonFiniteError, FileNotFoundError, FileExistsError,
-            NotImplementedError)
+    return (ConfigError, CheckpointError, DatasetError, NonFiniteError, DistributedError, FileNotFoundError,
+            FileExistsError, NotImplementedError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,8 +212,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command].run(args)
     except _user_errors() as exc:
+        from eisnn.train.distributed import rank_prefix
+
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"eisnn: error: {message}", file=sys.stderr)
+        print(f"eisnn: error: {rank_prefix()}{message}", file=sys.stderr)
+        return 2
+    except RuntimeError as exc:  # a failed collective: another process died or stopped answering
+        from eisnn.train.distributed import lost_peer, rank_prefix
+
+        message = lost_peer(exc)
+        if message is None:
+            raise
+        print(f"eisnn: error: {rank_prefix()}{message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("eisnn: interrupted", file=sys.stderr)

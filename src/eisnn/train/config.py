@@ -115,6 +115,10 @@ class TrainConfig:
     histogram_epochs: list[int] | None = _key(None, ge=1, help="epochs whose weights and currents are kept for "
                                               "histograms (null: first and last)")
     limit_batches: int | None = _key(None, ge=1, help="at most N batches per epoch, train and test (smoke runs)")
+    batch_scope: str = _key("global", choices=("global", "rank"), help="under torchrun: batch_size is the global "
+                            "batch, split over the processes (global), or each process's batch (rank)")
+    dist_timeout_s: float = _key(600.0, gt=0.0, help="under torchrun: seconds a process waits for the others "
+                                 "before it stops with an error")
 
     def __post_init__(self) -> None:
         validate(self)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -42,8 +42,11 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...]
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str = "none",
-             per_neuron: bool = False) -> EvalResult:
-    """One pass over ``loader`` in eval mode; sums stay on the device until the end."""
+             per_neuron: bool = False, sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None
+             ) -> EvalResult:
+    """One pass over ``loader`` in eval mode; sums stay on the device until the end. In a distributed
+    run ``loader`` holds this rank's part of the set and ``sum_over_ranks`` (an all-reduce) combines
+    the sums of all parts: loss, hits, samples, and firing rates weighted by samples."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -59,11 +62,34 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str 
             hits += torch.stack(topk_correct(logits, y, (1, 5)))
             samples += y.shape[0]
     model.train(was_training)
+    rates, neuron_rates = monitor.rates(), monitor.neuron_rates()
+    if sum_over_ranks is not None:
+        loss_sum, hits, samples, rates, neuron_rates = _combine(sum_over_ranks, device, loss_sum, hits, samples,
+                                                                list(monitor.layers), rates, neuron_rates)
     if samples == 0:
         raise ValueError("evaluation set is empty")
     top1, top5 = (100.0 * hits.double() / samples).tolist()
     return EvalResult(loss=loss_sum.item() / samples, top1=top1, top5=top5, samples=samples,
-                      firing_rates=monitor.rates(), neuron_rates=monitor.neuron_rates())
+                      firing_rates=rates, neuron_rates=neuron_rates)
+
+
+def _combine(sum_over_ranks: Callable[[torch.Tensor], torch.Tensor], device: torch.device, loss_sum: torch.Tensor,
+             hits: torch.Tensor, samples: int, layers: list[str], rates: dict[str, float],
+             neuron_rates: dict[str, torch.Tensor]):
+    """All ranks' evaluation sums: a rate ``r_k`` over ``n_k`` samples enters as ``r_k n_k``, the
+    combined rate is ``sum r_k n_k / sum n_k`` (every sample has the same number of neurons and steps)."""
+    local = [loss_sum.item(), *hits.tolist(), samples, float(samples == 0)]
+    local += [rates.get(name, 0.0) * samples for name in layers]
+    total = sum_over_ranks(torch.tensor(local, dtype=torch.float64, device=device)).tolist()
+    loss, hit1, hit5, n, empty_ranks = total[:5]
+    if empty_ranks:
+        raise ValueError(f"the test set gives no sample to {int(empty_ranks)} process(es): it has fewer samples "
+                         "than processes")
+    combined = {name: r / n for name, r in zip(layers, total[5:]) if name in rates}
+    per_neuron = {name: (sum_over_ranks((neuron_rates[name] * samples).to(device, torch.float64)) / n).float().cpu()
+                  for name in layers if name in neuron_rates}
+    hits = torch.tensor([hit1, hit5], dtype=torch.float64)
+    return torch.tensor(loss, dtype=torch.float64), hits, int(n), combined, per_neuron
 
 
 @dataclass

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from eisnn.train.config import ConfigError, TrainConfig
+from eisnn.train.distributed import Ranks, ShardBatchSampler, global_batch_size, sharded
 from eisnn.train.schedule import WarmupCosine
 
 
@@ -89,29 +90,38 @@ class Loaders:
     generator: torch.Generator  # re-seeded at every epoch: shuffling, augmentation, worker seeds
 
 
-def build_loader(cfg: TrainConfig, train: bool, device: torch.device) -> tuple[Iterable, torch.Generator]:
+def build_loader(cfg: TrainConfig, train: bool, device: torch.device,
+                 ranks: Ranks | None = None) -> tuple[Iterable, torch.Generator]:
     """The split's loader (shuffled for training) and the generator it draws from: a resident loader
     (split held on ``device``, batched augmentation) when the dataset offers its tensors, else a
-    ``DataLoader``."""
+    ``DataLoader``. In a distributed run each rank gets its part of every global batch (see
+    :mod:`eisnn.train.distributed`)."""
+    ranks = ranks if ranks is not None else Ranks.single(device)
     dataset, shuffle = build_dataset(cfg, train), train
+    batch_size = global_batch_size(cfg, ranks.world_size)
     resident = cfg.loader == "resident" or (cfg.loader == "auto" and cfg.num_workers == 0)
     if resident and hasattr(dataset, "as_tensors"):
         from eisnn.data import ResidentLoader
 
         generator = torch.Generator(device=device)
-        return ResidentLoader.from_dataset(dataset, cfg.batch_size, shuffle=shuffle, device=device,
-                                           generator=generator), generator
+        loader = ResidentLoader.from_dataset(dataset, batch_size, shuffle=shuffle, device=device, generator=generator)
+        return sharded(loader, len(dataset), batch_size, ranks, equal=train), generator
     if cfg.loader == "resident":
         raise ConfigError(f"loader: 'resident' needs an in-memory dataset; {cfg.dataset} is not one "
                           "(use auto or dataloader)")
     generator = torch.Generator()  # the sampler shuffles on the CPU
-    return DataLoader(dataset, batch_size=cfg.batch_size, shuffle=shuffle, generator=generator,
-                      num_workers=cfg.num_workers, pin_memory=device.type == "cuda"), generator
+    pin = device.type == "cuda"
+    if not ranks.distributed:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                          num_workers=cfg.num_workers, pin_memory=pin), generator
+    sampler = ShardBatchSampler(len(dataset), batch_size, ranks.sharding(equal=train), shuffle, generator)
+    # worker seeds come from the rank's own global RNG (see Ranks.seed_keys), not the shared generator
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=pin), generator
 
 
-def build_loaders(cfg: TrainConfig, device: torch.device) -> Loaders:
-    train, generator = build_loader(cfg, True, device)
-    test, _ = build_loader(cfg, False, device)
+def build_loaders(cfg: TrainConfig, device: torch.device, ranks: Ranks | None = None) -> Loaders:
+    train, generator = build_loader(cfg, True, device, ranks)
+    test, _ = build_loader(cfg, False, device, ranks)
     return Loaders(train, test, generator)
 
 

@@ -8,6 +8,9 @@ first training batch of a fresh run (a resumed model carries its init state).
 Reproducibility: every epoch re-seeds the global RNGs and the loader's shuffling generator from
 ``(seed, epoch)``, so a run resumed at an epoch boundary is bit-identical on the CPU.
 
+Under ``torchrun`` the same loop runs in every process with DistributedDataParallel; the rules
+(shared E-I Init, data parts, reduced metrics, rank 0 writes) live in :mod:`eisnn.train.distributed`.
+
 Run directory layout::
 
     config.yaml  metrics.csv  tensorboard/  checkpoints/{last,best}.pt  plots/*.png
@@ -33,7 +36,8 @@ from eisnn.diagnostics.plots import plot_diagnostics
 from eisnn.diagnostics.training import TrainingDiagnostics
 from eisnn.init import ei_init, is_initialized
 from eisnn.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
-from eisnn.train.config import TrainConfig, from_dict, save_config
+from eisnn.train.config import ConfigError, TrainConfig, from_dict, save_config
+from eisnn.train.distributed import NullLog, Ranks, connect, unwrap
 from eisnn.train.evaluate import EvalResult, autocast, evaluate, topk_correct
 from eisnn.train.factory import (build_loaders, build_model, build_optimizer, build_scheduler,
                                  derive_seed, prepare_device, seed_everything)
@@ -82,20 +86,23 @@ class Trainer:
     """Owns the model, data, optimizer, schedule and run directory of one run."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, checkpoint: dict[str, Any] | None = None,
-                 echo: Callable[[str], None] = print) -> None:
+                 echo: Callable[[str], None] = print, ranks: Ranks | None = None) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.echo = echo
-        self.device = prepare_device(cfg)
+        self.ranks = ranks if ranks is not None else Ranks.single(prepare_device(cfg))
+        self.echo = echo if self.ranks.is_main else _silent
+        self.device = self.ranks.device
         seed_everything(cfg.seed)
-        self.model = build_model(cfg).to(self.device)
-        self.loaders = build_loaders(cfg, self.device)
+        self.net = self.ranks.wrap(build_model(cfg).to(self.device))  # the model as trained (DDP when distributed)
+        self.model = unwrap(self.net)
+        self.loaders = build_loaders(cfg, self.device, self.ranks)
         self.iters_per_epoch = self._batches(len(self.loaders.train))
         self.optimizer = build_optimizer(cfg, self.model)
         dale.attach(self.optimizer, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
+        # diagnostics on the main rank: its share of the test set, the gradients after the all-reduce
         self.diagnostics = (TrainingDiagnostics(self.model, self.run_dir, cfg.epochs, cfg.diagnostics_every,
-                                                cfg.histogram_epochs) if cfg.diagnostics else None)
+                                                cfg.histogram_epochs) if cfg.diagnostics and self.ranks.is_main else None)
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
         self.skipped = 0  # non-finite steps skipped (nonfinite: skip)
@@ -104,10 +111,11 @@ class Trainer:
         if checkpoint is not None:
             self._restore(checkpoint)
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.run_dir / "config.yaml")
-        self.tb = TensorBoardLog(self.run_dir / "tensorboard",
-                                 purge_step=self.epoch + 1 if checkpoint is not None else None)
+        if self.ranks.is_main:  # only rank 0 writes
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+        self.tb = TensorBoardLog(self.run_dir / "tensorboard", purge_step=self.epoch + 1 if checkpoint is not None
+                                 else None) if self.ranks.is_main else NullLog()
         if self.history:
             self._write_tables()
 
@@ -118,9 +126,13 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "step": self.step, "skipped": self.skipped, "history": self.history,
-                "best_top1": self.best_top1}
+                "best_top1": self.best_top1, "world_size": self.ranks.world_size}
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
+        saved_world = ckpt.get("world_size", 1)
+        if self.cfg.batch_scope == "rank" and saved_world != self.ranks.world_size:
+            raise ConfigError(f"this run trained on {saved_world} process(es) with batch_scope=rank (batch_size per "
+                              f"process); resume it on {saved_world}, not {self.ranks.world_size}")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -130,6 +142,8 @@ class Trainer:
         set_rng_state(ckpt["rng"])
 
     def save(self, path: Path) -> None:
+        if not self.ranks.is_main:
+            return
         save_checkpoint(path, model=self.model, config=self.cfg.to_dict(), epoch=self.epoch, **self.state())
 
     # ------------------------------------------------------------------ loop
@@ -146,10 +160,11 @@ class Trainer:
 
     def close(self) -> None:
         self.tb.close()
+        self.ranks.close()
 
     def _run_epoch(self, epoch: int) -> None:
         cfg = self.cfg
-        seed_everything(derive_seed(cfg.seed, epoch))
+        seed_everything(derive_seed(cfg.seed, epoch, *self.ranks.seed_keys))
         self.loaders.generator.manual_seed(derive_seed(cfg.seed, epoch, 1))
         t0 = time.perf_counter()
         train = self._train_epoch(epoch)
@@ -163,7 +178,8 @@ class Trainer:
             recorder = self.diagnostics.recorder(epoch + 1) if self.diagnostics is not None else None
             with recorder or contextlib.nullcontext():
                 result = evaluate(self.model, self._limited(self.loaders.test), self.device, cfg.amp,
-                                  per_neuron=cfg.histograms)
+                                  per_neuron=cfg.histograms,
+                                  sum_over_ranks=self.ranks.sum if self.ranks.distributed else None)
             row.update(test_loss=result.loss, test_top1=result.top1, test_top5=result.top5)
             row.update({RATE_PREFIX + name: rate for name, rate in result.firing_rates.items()})
             if recorder is not None:
@@ -192,14 +208,15 @@ class Trainer:
         loss_sum, correct_sum, samples, rate_sum = 0.0, 0.0, 0, 0.0
         no_rate = torch.zeros((), device=device)
         bar = tqdm(self._limited(self.loaders.train), total=self.iters_per_epoch, leave=False,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, dynamic_ncols=True)
+                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and self.ranks.is_main),
+                   dynamic_ncols=True)
         with FiringRateMonitor(model) as monitor:
             for i, (x, y) in enumerate(bar):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 if not is_initialized(model):
-                    ei_init(model, x)
+                    self._ei_init(x)
                 with autocast(device, cfg.amp):
-                    logits = model(x)
+                    logits = self.net(x)
                 loss = F.cross_entropy(logits.float(), y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -207,9 +224,11 @@ class Trainer:
                 correct = topk_correct(logits.detach(), y, (1,))[0]
                 rate = monitor.last_mean()
                 stats = torch.stack([torch.isfinite(loss), torch.isfinite(grad_norm), loss.detach(), correct,
-                                     no_rate if rate is None else rate]).double().tolist()  # one sync
-                loss_ok, grad_ok, loss_v, correct_v, rate_v = stats
-                if not (loss_ok and grad_ok):
+                                     no_rate if rate is None else rate]).double()
+                # one sync; the mean over ranks of equal-sized parts is the global batch's mean
+                loss_ok, grad_ok, loss_v, correct_v, rate_v = self.ranks.mean(stats).tolist()
+                correct_v *= self.ranks.world_size
+                if loss_ok < 1 or grad_ok < 1:  # a non-finite value on any rank
                     self._non_finite(epoch, i, "loss" if not loss_ok else "gradient")
                     continue
                 if self.diagnostics is not None:
@@ -217,13 +236,25 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
-                loss_sum, correct_sum = loss_sum + loss_v * y.shape[0], correct_sum + correct_v
-                samples, rate_sum = samples + y.shape[0], rate_sum + rate_v * y.shape[0]
+                n = y.shape[0] * self.ranks.world_size
+                loss_sum, correct_sum = loss_sum + loss_v * n, correct_sum + correct_v
+                samples, rate_sum = samples + n, rate_sum + rate_v * n
                 bar.set_postfix(loss=f"{loss_sum / samples:.4f}", acc=f"{100 * correct_sum / samples:.2f}",
                                 lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", rate=f"{rate_v:.3f}", refresh=False)
         bar.close()
         n = max(samples, 1)
         return {"loss": loss_sum / n, "top1": 100 * correct_sum / n, "rate": rate_sum / n}
+
+    def _ei_init(self, x: torch.Tensor) -> None:
+        """E-I Init from the first global batch: in a distributed run rank 0 initializes from every
+        rank's part and sends all parameters and buffers to the others."""
+        batch = self.ranks.gather(x)
+
+        def init() -> None:
+            ei_init(self.model, batch)
+
+        self.ranks.on_main(init)
+        self.ranks.broadcast_state(self.model)
 
     def _grad_norm(self) -> torch.Tensor:
         """Global L2 norm of the gradients (clipped to ``grad_clip`` when set), as a tensor."""
@@ -248,6 +279,8 @@ class Trainer:
                              f"or set nonfinite=skip to skip such steps")
 
     def _write_tables(self) -> None:
+        if not self.ranks.is_main:
+            return
         write_metrics_csv(self.history, self.run_dir / "metrics.csv")
         if self.cfg.plots:
             plot_run(self.history, self.run_dir / "plots")
@@ -266,17 +299,33 @@ def summary_line(row: dict[str, Any], epochs: int) -> str:
     return text
 
 
+def _silent(_: str) -> None:
+    pass
+
+
+def _trainer(cfg: TrainConfig, run_dir: Callable[[], Path], checkpoint: dict[str, Any] | None,
+             echo: Callable[[str], None]) -> Trainer:
+    """A Trainer in this process's place of the launch (rank 0 names the run directory)."""
+    ranks = connect(cfg, prepare_device(cfg))
+    try:
+        return Trainer(cfg, ranks.on_main(run_dir), checkpoint=checkpoint, echo=echo, ranks=ranks)
+    except BaseException:
+        ranks.close()
+        raise
+
+
 def start_run(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Trainer:
     """A fresh run in a new run directory."""
-    return Trainer(cfg, new_run_dir(cfg), echo=echo)
+    return _trainer(cfg, lambda: new_run_dir(cfg), None, echo)
 
 
 def resume_run(run_dir: str | Path, data_dir: str | None = None,
                echo: Callable[[str], None] = print) -> Trainer:
-    """Continue the run in ``run_dir`` from ``checkpoints/last.pt`` (``data_dir`` may move)."""
+    """Continue the run in ``run_dir`` from ``checkpoints/last.pt`` (``data_dir`` may move); under
+    ``torchrun`` every process reads it, so the run directory must be visible from every machine."""
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     cfg = from_dict(ckpt["config"])
     if data_dir is not None:
         cfg = cfg.replace(data_dir=data_dir)
-    return Trainer(cfg, run_dir, checkpoint=ckpt, echo=echo)
+    return _trainer(cfg, lambda: run_dir, ckpt, echo)
