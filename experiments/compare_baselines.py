@@ -168,23 +168,24 @@ def write_doc(path: Path, results: dict[str, list[Measured]], seeds: list[int], 
         lines.append(f"- {s.label}: `{s.model}`, " + ", ".join(f"{k}={v}" for k, v in opts.items()))
     lines += [
         "",
-        "| system | model | T | parameters | test top-1 % (mean ± std) | firing rate | step time (ms) | paper, CIFAR-10 |",
+        "| system | model | T | parameters | test top-1 % (mean ± std) | firing rate | step time, ms (min-max) | paper, CIFAR-10 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in SYSTEMS:
         runs = results[s.model]
         rates = [r.rate for r in runs if r.rate is not None]
         rate = f"{statistics.fmean(rates):.3f}" if rates else "— (ReLU, no spikes)"
-        step = statistics.fmean(r.step_ms for r in runs)
+        steps = [r.step_ms for r in runs]
         T = s.config.get("T", 4)
         lines.append(f"| {s.label} | `{s.model}` | {T} | {runs[0].params:,} | {mean_std([r.top1 for r in runs])} | "
-                     f"{rate} | {step:.0f} | {s.paper_quote} |")
+                     f"{rate} | {statistics.fmean(steps):.0f} ({min(steps):.0f}-{max(steps):.0f}) | {s.paper_quote} |")
     lines += [
         "",
         "Firing rate: `|spikes|` per neuron per time step on the test split, averaged over the spiking layers",
         "(BackEISNN's signed spikes count by magnitude). Step time: one training iteration (forward, loss,",
         "backward, optimizer step, Dale projection) of a batch of 32, the median over the epochs without",
-        "evaluation. Per seed (top-1 %):",
+        f"evaluation; times on a shared machine vary with its load (1-minute load average {os.getloadavg()[0]:.1f}",
+        "when this page was written). Per seed (top-1 %):",
         "",
     ]
     for s in SYSTEMS:
