@@ -184,8 +184,8 @@ def write_doc(path: Path, results: dict[str, list[Measured]], seeds: list[int], 
         "Firing rate: `|spikes|` per neuron per time step on the test split, averaged over the spiking layers",
         "(BackEISNN's signed spikes count by magnitude). Step time: one training iteration (forward, loss,",
         "backward, optimizer step, Dale projection) of a batch of 32, the median over the epochs without",
-        f"evaluation; times on a shared machine vary with its load (1-minute load average {os.getloadavg()[0]:.1f}",
-        "when this page was written). Per seed (top-1 %):",
+        "evaluation, one torch thread by default; on a machine shared with other jobs the times vary with its",
+        "load (the min-max spread over seeds shows how much). Per seed (top-1 %):",
         "",
     ]
     for s in SYSTEMS:
