@@ -154,7 +154,7 @@ def write_doc(path: Path, results: dict[str, list[Measured]], seeds: list[int], 
         "digits, not a reproduction of the CIFAR-10 numbers, which are the paper's quotes.",
         "",
         f"Measured with `{command}` ({total_s / 60:.1f} min of training in all, {platform.processor() or platform.machine()},"
-        f" {torch.get_num_threads()} torch threads, torch {torch.__version__}).",
+        f" torch threads: {torch.get_num_threads()}, torch {torch.__version__}).",
         "",
         f"Setup: digits (1437 train / 360 test images), {epochs} epochs, batch 32, cosine decay per iteration, "
         f"dropout 0, seeds {', '.join(map(str, seeds))};",
