@@ -9,16 +9,21 @@ firing rate of its spiking layers on the test set, and the time of one training 
 
     PYTHONPATH=src python experiments/compare_baselines.py            # 3 seeds, writes docs/baselines.md
     PYTHONPATH=src python experiments/compare_baselines.py --seeds 0 --epochs 1 --doc /tmp/smoke.md
+
+Finished runs are kept (``runs/compare_baselines/<model>-seed<k>-e<epochs>/measured.json``) and reused,
+so an interrupted call resumes, and calls with ``--only`` on disjoint systems can run side by side
+before a last call without ``--only`` writes the page.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import platform
+import shutil
 import statistics
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +38,7 @@ from eisnn.train.trainer import Trainer
 
 SPIKING_LAYERS = (LIF, HardResetLIF, BackEINeuron)
 COMMON: dict[str, Any] = {
-    "dataset": "digits", "image_size": 8, "width": 0.125, "batch_size": 32, "epochs": 5,
+    "dataset": "digits", "image_size": 8, "width": 0.25, "batch_size": 32, "epochs": 10,
     "warmup_epochs": 0, "dropout": 0.0, "progress": False, "histograms": False, "device": "cpu",
 }
 
@@ -51,7 +56,8 @@ class System:
 
 SYSTEMS: tuple[System, ...] = (
     System("E-I SNN (the paper's method)", "92.05 (ResNet-18)",
-           {"model": "ei_resnet18", "T": 4, "optimizer": "sgd", "lr": 3e-3, "momentum": 0.9, "weight_decay": 5e-4}),
+           {"model": "ei_resnet18", "T": 4, "optimizer": "sgd", "lr": 0.01, "warmup_epochs": 1, "momentum": 0.9,
+            "weight_decay": 5e-4}),
     System("BN-SNN", "95.37 (ResNet-18)",
            {"model": "bn_resnet18", "T": 4, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}),
     System("TEBN", "94.70 (ResNet-19)",
@@ -102,10 +108,10 @@ def spiking_rate(model: nn.Module, cfg: TrainConfig) -> float | None:
     return statistics.fmean(float(s) / c for s, c in zip(sums, counts))
 
 
-def train_one(system: System, seed: int, epochs: int, out_dir: Path) -> Measured:
+def train_one(system: System, seed: int, epochs: int, run_dir: Path) -> Measured:
     cfg = from_dict({**COMMON, "epochs": epochs, "eval_every": epochs, **system.config, "seed": seed,
-                     "out_dir": str(out_dir), "name": f"{system.model}-seed{seed}"})
-    trainer = Trainer(cfg, out_dir / f"{system.model}-seed{seed}", echo=lambda line: None)
+                     "out_dir": str(run_dir.parent), "name": run_dir.name})
+    trainer = Trainer(cfg, run_dir, echo=lambda line: None)
     try:
         result = trainer.fit()
     finally:
@@ -119,12 +125,26 @@ def train_one(system: System, seed: int, epochs: int, out_dir: Path) -> Measured
     return Measured(last["test_top1"], spiking_rate(trainer.model, cfg), step_ms, result.wall_s, params)
 
 
+def measured(system: System, seed: int, epochs: int, runs: Path) -> Measured:
+    """The run's measurement, read from ``measured.json`` when an earlier call finished it, else trained."""
+    run_dir = runs / f"{system.model}-seed{seed}-e{epochs}"
+    record = run_dir / "measured.json"
+    if record.is_file():
+        return Measured(**json.loads(record.read_text()))
+    shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted run starts over
+    m = train_one(system, seed, epochs, run_dir)
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(dataclasses.asdict(m)))
+    os.replace(tmp, record)
+    return m
+
+
 def mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
 
 
-def write_doc(path: Path, results: dict[str, list[Measured]], seeds: list[int], epochs: int, command: str,
-              total_s: float) -> None:
+def write_doc(path: Path, results: dict[str, list[Measured]], seeds: list[int], epochs: int, command: str) -> None:
+    total_s = sum(m.train_s for runs in results.values() for m in runs)
     lines = [
         "# Baselines: the paper's comparison systems in one framework",
         "",
@@ -133,14 +153,14 @@ def write_doc(path: Path, results: dict[str, list[Measured]], seeds: list[int], 
         "and train with the same trainer. The table below is a small, offline measurement on scikit-learn's",
         "digits, not a reproduction of the CIFAR-10 numbers, which are the paper's quotes.",
         "",
-        f"Measured with `{command}` ({total_s / 60:.1f} min in total, {platform.processor() or platform.machine()},"
-        f" {torch.get_num_threads()} torch threads, torch {torch.__version__}).",
+        f"Measured with `{command}` ({total_s / 60:.1f} min of training in all, {platform.processor() or platform.machine()},"
+        f" torch threads: {torch.get_num_threads()}, torch {torch.__version__}).",
         "",
-        f"Setup: digits (1437 train / 360 test images), {epochs} epochs, batch 32, no warm-up, cosine decay per iteration, "
+        f"Setup: digits (1437 train / 360 test images), {epochs} epochs, batch 32, cosine decay per iteration, "
         f"dropout 0, seeds {', '.join(map(str, seeds))};",
-        "width x1/8 for every network (ResNet-18 channels 8-64, ResNet-19 16-64, VGG-16 8-64, BackEISNN 16-64);",
+        "width x1/4 for every network (ResNet-18 channels 16-128, ResNet-19 32-128, VGG-16 16-128, BackEISNN 32-128);",
         "images at their native 8x8 (DANN's VGG-16: bilinear 32x32, the smallest its five 2x2 poolings allow).",
-        "Each system keeps its own optimizer, learning rate and loss:",
+        "Each system keeps its own optimizer, learning rate, warm-up (only the E-I SNN has one) and loss:",
         "",
     ]
     for s in SYSTEMS:
@@ -148,23 +168,24 @@ def write_doc(path: Path, results: dict[str, list[Measured]], seeds: list[int], 
         lines.append(f"- {s.label}: `{s.model}`, " + ", ".join(f"{k}={v}" for k, v in opts.items()))
     lines += [
         "",
-        "| system | model | T | parameters | test top-1 % (mean ± std) | firing rate | step time (ms) | paper, CIFAR-10 |",
+        "| system | model | T | parameters | test top-1 % (mean ± std) | firing rate | step time, ms (min-max) | paper, CIFAR-10 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in SYSTEMS:
         runs = results[s.model]
         rates = [r.rate for r in runs if r.rate is not None]
         rate = f"{statistics.fmean(rates):.3f}" if rates else "— (ReLU, no spikes)"
-        step = statistics.fmean(r.step_ms for r in runs)
+        steps = [r.step_ms for r in runs]
         T = s.config.get("T", 4)
         lines.append(f"| {s.label} | `{s.model}` | {T} | {runs[0].params:,} | {mean_std([r.top1 for r in runs])} | "
-                     f"{rate} | {step:.0f} | {s.paper_quote} |")
+                     f"{rate} | {statistics.fmean(steps):.0f} ({min(steps):.0f}-{max(steps):.0f}) | {s.paper_quote} |")
     lines += [
         "",
         "Firing rate: `|spikes|` per neuron per time step on the test split, averaged over the spiking layers",
         "(BackEISNN's signed spikes count by magnitude). Step time: one training iteration (forward, loss,",
         "backward, optimizer step, Dale projection) of a batch of 32, the median over the epochs without",
-        "evaluation. Per seed (top-1 %):",
+        "evaluation, one torch thread by default; on a machine shared with other jobs the times vary with its",
+        "load (the min-max spread over seeds shows how much). Per seed (top-1 %):",
         "",
     ]
     for s in SYSTEMS:
@@ -189,25 +210,26 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=COMMON["epochs"])
     parser.add_argument("--only", nargs="+", help="model names to run (default: all systems)")
     parser.add_argument("--doc", type=Path, default=Path("docs/baselines.md"))
-    parser.add_argument("--runs", type=Path, help="keep the run directories here (default: a temporary folder)")
+    parser.add_argument("--runs", type=Path, default=Path("runs/compare_baselines"),
+                        help="run directories; a finished run (measured.json) is reused, so an interrupted call resumes")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (1: on a shared 2-core machine, oversubscribed threads are far slower)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     systems = [s for s in SYSTEMS if args.only is None or s.model in args.only]
     command = "PYTHONPATH=src python experiments/compare_baselines.py"
-    if args.seeds != [0, 1, 2] or args.epochs != COMMON["epochs"]:
-        command += f" --seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs}"
-    start = time.perf_counter()
+    if args.seeds != [0, 1, 2] or args.epochs != COMMON["epochs"] or args.threads != 1:
+        command += f" --seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs} --threads {args.threads}"
     results: dict[str, list[Measured]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        out_dir = args.runs if args.runs is not None else Path(tmp)
-        for system in systems:
-            for seed in args.seeds:
-                m = train_one(system, seed, args.epochs, out_dir)
-                results.setdefault(system.model, []).append(m)
-                rate = "-" if m.rate is None else f"{m.rate:.3f}"
-                print(f"{system.model:<16} seed {seed}: top-1 {m.top1:6.2f}%  rate {rate}  "
-                      f"step {m.step_ms:6.0f} ms  ({m.train_s:.0f} s)", flush=True)
+    for system in systems:
+        for seed in args.seeds:
+            m = measured(system, seed, args.epochs, args.runs)
+            results.setdefault(system.model, []).append(m)
+            rate = "-" if m.rate is None else f"{m.rate:.3f}"
+            print(f"{system.model:<16} seed {seed}: top-1 {m.top1:6.2f}%  rate {rate}  "
+                  f"step {m.step_ms:6.0f} ms  ({m.train_s:.0f} s)", flush=True)
     if len(systems) == len(SYSTEMS):
-        write_doc(args.doc, results, args.seeds, args.epochs, command, time.perf_counter() - start)
+        write_doc(args.doc, results, args.seeds, args.epochs, command)
         print(f"wrote {args.doc}")
 
 
