@@ -9,7 +9,11 @@ from .lif import LIF
 from .recurrent import EIRecurrent, PlainRecurrent
 from .tebn import TEBN, ConvTEBN, LinearTEBN
 
+#: Modules whose output is spikes (firing-rate monitors and diagnostics hook these).
+SPIKING_NEURONS: tuple[type, ...] = (LIF, HardResetLIF, BackEINeuron)
+
 __all__ = [
+    "SPIKING_NEURONS",
     "DALE_PARAMETERS",
     "TEBN",
     "BackEINeuron",

@@ -80,6 +80,8 @@ class HardResetLIF(nn.Module):
 class BackEINeuron(nn.Module):
     """The BackEI neuron over ``[T, B, channels, H, W]`` input currents; output signed spikes."""
 
+    signed = True  # spikes in {-1, 0, +1}: a firing rate counts |s|
+
     def __init__(self, channels: int, decay: float = 0.2, v_threshold: float = 0.5) -> None:
         super().__init__()
         self.channels = channels

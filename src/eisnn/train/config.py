@@ -80,6 +80,8 @@ class TrainConfig:
     nonfinite: str = _key("stop", choices=("stop", "skip"), help="on a NaN/inf loss or gradient")
     amp: str = _key("none", choices=("none", "bf16"), help="bf16 autocast (CUDA only)")
     seed: int = _key(0, ge=0)
+    loss: str = _key("cross_entropy", choices=("cross_entropy", "mse_rates"),
+                     help="training loss on the model output (mse_rates: BackEISNN's MSE on firing rates)")
     # model options (passed to create_model)
     dropout: float = _key(0.0, ge=0.0, lt=1.0, model_kwarg=True)
     width: float | None = _key(None, gt=0.0, model_kwarg=True, help="channel multiplier of VGG/ResNet (null: 1)")

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from eisnn.losses import get_loss
 from eisnn.train.monitor import FiringRateMonitor
 
 
@@ -42,11 +42,12 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...]
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str = "none",
-             per_neuron: bool = False, sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None
+             per_neuron: bool = False, loss: str = "cross_entropy", sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None
              ) -> EvalResult:
     """One pass over ``loader`` in eval mode; sums stay on the device until the end. In a distributed
     run ``loader`` holds this rank's part of the set and ``sum_over_ranks`` (an all-reduce) combines
     the sums of all parts: loss, hits, samples, and firing rates weighted by samples."""
+    loss_fn = get_loss(loss)
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -58,7 +59,7 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str 
             with autocast(device, amp):
                 logits = model(x)
             logits = logits.float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            loss_sum += loss_fn(logits, y).double() * y.shape[0]
             hits += torch.stack(topk_correct(logits, y, (1, 5)))
             samples += y.shape[0]
     model.train(was_training)
@@ -122,5 +123,5 @@ def evaluate_source(source: str, data_dir: str | None = None, overrides: Iterabl
     loader, _ = build_loader(cfg, False, device)
     if cfg.limit_batches is not None:
         loader = list(itertools.islice(loader, cfg.limit_batches))
-    result = evaluate(model.to(device), loader, device, cfg.amp)
+    result = evaluate(model.to(device), loader, device, cfg.amp, loss=cfg.loss)
     return EvalReport(str(source), cfg.model, cfg.dataset, cfg.T, result)

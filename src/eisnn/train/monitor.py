@@ -1,4 +1,4 @@
-"""Firing rates of every LIF layer, read by forward hooks (the layers are not changed).
+"""Firing rates of every spiking layer, read by forward hooks (the layers are not changed).
 
 The rate of a layer is the mean of its output spikes over time, batch and neurons. The hooks
 only launch one reduction per layer and call: no host synchronisation in the forward pass.
@@ -13,10 +13,11 @@ from torch import nn
 
 
 def lif_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The model's LIF modules by qualified name, in forward-definition order."""
-    from eisnn.nn import LIF
+    """The model's spiking-neuron modules (``eisnn.nn.SPIKING_NEURONS``) by qualified name, in
+    forward-definition order."""
+    from eisnn.nn import SPIKING_NEURONS
 
-    return {name: m for name, m in model.named_modules() if isinstance(m, LIF)}
+    return {name: m for name, m in model.named_modules() if isinstance(m, SPIKING_NEURONS)}
 
 
 class FiringRateMonitor:
@@ -47,7 +48,7 @@ class FiringRateMonitor:
 
     def _hook(self, name: str):
         def record(module: nn.Module, inputs: object, out: torch.Tensor) -> None:
-            spikes = out.detach()
+            spikes = out.detach().abs() if getattr(module, "signed", False) else out.detach()
             rate = spikes.float().mean()
             self._last[name] = rate
             weighted = rate * spikes.numel()

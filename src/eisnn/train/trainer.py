@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from eisnn import dale
 from eisnn.diagnostics.plots import plot_diagnostics
 from eisnn.diagnostics.training import TrainingDiagnostics
 from eisnn.init import ei_init, is_initialized
+from eisnn.losses import get_loss
 from eisnn.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from eisnn.train.config import ConfigError, TrainConfig, from_dict, save_config
 from eisnn.train.distributed import NullLog, Ranks, connect, unwrap
@@ -97,6 +97,7 @@ class Trainer:
         self.model = unwrap(self.net)
         self.loaders = build_loaders(cfg, self.device, self.ranks)
         self.iters_per_epoch = self._batches(len(self.loaders.train))
+        self.loss_fn = get_loss(cfg.loss)
         self.optimizer = build_optimizer(cfg, self.model)
         dale.attach(self.optimizer, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
@@ -178,7 +179,7 @@ class Trainer:
             recorder = self.diagnostics.recorder(epoch + 1) if self.diagnostics is not None else None
             with recorder or contextlib.nullcontext():
                 result = evaluate(self.model, self._limited(self.loaders.test), self.device, cfg.amp,
-                                  per_neuron=cfg.histograms,
+                                  per_neuron=cfg.histograms, loss=cfg.loss,
                                   sum_over_ranks=self.ranks.sum if self.ranks.distributed else None)
             row.update(test_loss=result.loss, test_top1=result.top1, test_top5=result.top5)
             row.update({RATE_PREFIX + name: rate for name, rate in result.firing_rates.items()})
@@ -217,7 +218,7 @@ class Trainer:
                     self._ei_init(x)
                 with autocast(device, cfg.amp):
                     logits = self.net(x)
-                loss = F.cross_entropy(logits.float(), y)
+                loss = self.loss_fn(logits.float(), y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 grad_norm = self._grad_norm()
