@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-FIXTURES = Path(os.environ.get("EISNN_FIXTURES", Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"))
+def _fixture_dir() -> Path:
+    """``$EISNN_FIXTURES``, else ``shared/fixtures`` beside the checkout, else the workplace's copy."""
+    if "EISNN_FIXTURES" in os.environ:
+        return Path(os.environ["EISNN_FIXTURES"])
+    candidates = [Path(__file__).resolve().parents[1].parent / "shared" / "fixtures", Path("/work/shared/fixtures")]
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+FIXTURES = _fixture_dir()
 REFERENCE_VGG8 = FIXTURES / "reference-vgg8-cifar10.pt"
 
 

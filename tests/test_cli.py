@@ -14,7 +14,6 @@ from safetensors.torch import save_file
 
 from eisnn.cli import COMMANDS, main
 
-FIXTURE = Path("/work/shared/fixtures/reference-vgg8-cifar10.pt")
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -62,10 +61,10 @@ def test_subcommands_are_registered_and_python_m_works(capsys):
 
 # ------------------------------------------------------------------ reference checkpoint
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+def reference(tmp_path_factory, reference_vgg8):
     """The fixture as a reference training checkpoint (``model_state_dict`` + ``config``) and a
     CIFAR-10 test split made of its images, in the python-pickle layout."""
-    fx = torch.load(FIXTURE, weights_only=False)
+    fx = reference_vgg8
     root = tmp_path_factory.mktemp("reference")
     torch.save({"model_state_dict": fx["state_dict"], "config": fx["config"]}, root / "ref.pth")
     published = root / "published"  # the layout of the paper's released weights
