@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -38,9 +39,18 @@ def keep_thread_count():
 
 # ------------------------------------------------------------------------------ launching
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the kernel's ephemeral range, so that the connections gloo opens during one
+    scenario (ephemeral ports) can never take the port a later scenario's rendezvous will use."""
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
+    for port in random.Random().sample(range(20000, min(low, 32000)), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def _rank_main(rank: int, world: int, ports: list[int], out: str) -> None:

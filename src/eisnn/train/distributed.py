@@ -256,7 +256,10 @@ class Ranks:
         return DistributedDataParallel(model, device_ids=ids, static_graph=True)
 
     def close(self) -> None:
+        """Leave the process group once every rank is done with its last collective (a rank that
+        tore its connections down while a peer still waited on them would leave that peer hanging)."""
         if self.distributed and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
