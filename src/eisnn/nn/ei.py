@@ -218,9 +218,13 @@ class EILayer(nn.Module):
     def _drive(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def stacked_currents(self, x: torch.Tensor) -> torch.Tensor:
+        """``[I_EE; I_I]`` (channels ``n_E + n_I``) from one input map with the stacked weight ``[W_EE; W_IE]``."""
+        return self._drive(x, torch.cat([self.w_ee, self.w_ie], dim=0))
+
     def currents(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(I_EE, I_I)`` from one input map with the stacked weight ``[W_EE; W_IE]``."""
-        both = self._drive(x, torch.cat([self.w_ee, self.w_ie], dim=0))
+        """``(I_EE, I_I)``: the two parts of ``stacked_currents``."""
+        both = self.stacked_currents(x)
         return both[:, : self.n_excitatory], both[:, self.n_excitatory :]
 
     def _check_initialized(self) -> None:
@@ -232,7 +236,7 @@ class EILayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_initialized()
-        currents = self._drive(x, torch.cat([self.w_ee, self.w_ie], dim=0))
+        currents = self.stacked_currents(x)
         if self.i_population is None:
             return self.integrate(currents)
         return self.integrate(currents, self.i_population(currents[:, self.n_excitatory :]))
