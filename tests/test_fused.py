@@ -99,20 +99,32 @@ def test_ei_fused_rejects_unknown_stabilization() -> None:
         EF.ei_integrate_currents(currents, E, w_ei, g_i, g_e, b_e, stabilization="clip")
 
 
-@pytest.mark.parametrize("layer", [EIConv2d(3, 8, 3, padding=1, init="standard"), EILinear(12, 8, init="standard")])
-def test_layer_gradients_match_eager_with_w_ei_scaling(layer: torch.nn.Module) -> None:
+LAYER_OPTIONS = [{}, {"readout": True}, {"ste": False}, {"stabilization": "epsilon", "epsilon": 1e-3}, {"scale_w_ei_grad": False}]
+
+
+@pytest.mark.parametrize("options", LAYER_OPTIONS, ids=lambda o: ",".join(o) or "default")
+@pytest.mark.parametrize("conv", [True, False], ids=["conv", "linear"])
+def test_layer_matches_eager_composition(conv: bool, options: dict) -> None:
     """A whole layer (stacked input map, fused integration, 1/d scaling of W_EI's gradient)
-    against the eager composition."""
-    layer = layer.double()
-    x = torch.rand(5, 3, 6, 6, dtype=torch.float64) if isinstance(layer, EIConv2d) else torch.rand(5, 12, dtype=torch.float64)
-    params = [layer.w_ee, layer.w_ie, layer.w_ei, layer.g_i, layer.g_e, layer.b_e]
+    against the eager composition of its currents, forward and every parameter gradient."""
+    layer = (EIConv2d(3, 8, 3, padding=1, init="standard", **options) if conv else EILinear(12, 8, init="standard", **options)).double()
+    x = torch.rand(5, 3, 6, 6, dtype=torch.float64) if conv else torch.rand(5, 12, dtype=torch.float64)
+    with torch.no_grad():
+        if conv:
+            x[0, :, :3] = 0  # silent positions: zero denominators replaced by the row minimum
+        else:
+            x[1] = 0  # a silent sample: its row minimum is +inf
+        layer.w_ee.mul_(torch.rand_like(layer.w_ee) * 2)  # E drive above or below I drive: currents of both signs
+    names = ["w_ee", "w_ie", "w_ei"] + ([] if options.get("readout") else ["g_i", "g_e", "b_e"])  # a readout uses no gains
+    params = [getattr(layer, name) for name in names]
     out = layer(x)
     i_ee, i_i = layer.currents(x)
-    w_ei = EF.divide_grad(layer.w_ei, float(layer.fan_in))
-    ref = EF.ei_integrate_eager(i_ee, i_i, w_ei, layer.g_i, layer.g_e, layer.b_e)
+    w_ei = EF.divide_grad(layer.w_ei, float(layer.fan_in)) if layer.scale_w_ei_grad else layer.w_ei
+    ref = EF.ei_integrate_eager(i_ee, i_i, w_ei, layer.g_i, layer.g_e, layer.b_e, **{k: v for k, v in options.items() if k != "scale_w_ei_grad"})
+    assert float((out - layer.b_e.view(1, -1, *[1] * (out.dim() - 2))).detach().min()) < 0 < float(out.detach().max())
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    for p, got, want in zip(["w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e"], _grads(out, params), _grads(ref, params)):
-        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12, msg=p)
+    for name, got, want in zip(names, _grads(out, params), _grads(ref, params)):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12, msg=name)
 
 
 def test_bf16_autocast_trains() -> None:
