@@ -1,5 +1,6 @@
-"""Multi-step LIF forward + backward: the fused node against the eager loop (and SpikingJelly's
-LIFNode with the same semantics when it is importable; it is never a dependency of eisnn).
+"""Multi-step LIF forward + backward: the fused node (with its CPU kernels, and with PyTorch ops
+only) against the eager loop (and SpikingJelly's LIFNode with the same semantics when it is
+importable; it is never a dependency of eisnn).
 
     PYTHONPATH=src python benchmarks/lif.py --threads 2
     # with SpikingJelly installed apart from the project, e.g. pip install --no-deps --target /tmp/sj spikingjelly loguru
@@ -9,6 +10,7 @@ LIFNode with the same semantics when it is importable; it is never a dependency 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from typing import Callable
@@ -53,7 +55,18 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x = (torch.rand(args.shape, generator=torch.Generator().manual_seed(0)) * 1.5).requires_grad_()
     grad = torch.rand(args.shape, generator=torch.Generator().manual_seed(1))
-    candidates = {"eisnn fused": lif_multistep_fused, "eisnn eager": lif_multistep_eager}
+    def without_kernels(x: torch.Tensor) -> torch.Tensor:
+        previous = os.environ.get("EISNN_CPU_KERNELS")
+        os.environ["EISNN_CPU_KERNELS"] = "0"
+        try:
+            return lif_multistep_fused(x)
+        finally:
+            if previous is None:
+                del os.environ["EISNN_CPU_KERNELS"]
+            else:
+                os.environ["EISNN_CPU_KERNELS"] = previous
+
+    candidates = {"eisnn fused": lif_multistep_fused, "eisnn fused, PyTorch ops": without_kernels, "eisnn eager": lif_multistep_eager}
     sj = spikingjelly_lif()
     if sj is not None:
         candidates["spikingjelly LIFNode (torch)"] = sj

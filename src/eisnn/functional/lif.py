@@ -13,16 +13,19 @@ The backward pass uses the surrogate derivative of the step (``functional.surrog
     dL/dX[t]   = dL/dH[t]
 
 Two implementations: ``lif_multistep_eager`` (a loop differentiated by autograd, the reference)
-and ``lif_multistep_fused`` (one autograd node: the forward loop writes into preallocated
-buffers and saves only ``H``; the backward runs the recurrence above in reverse). The forward
-rounds exactly like the eager loop, so spikes are bit-identical; the backward agrees to float
-rounding (it evaluates the surrogate's product in another order).
+and ``lif_multistep_fused`` (one autograd node). The fused node runs, on float32 CPU tensors,
+the one-pass C kernels of ``cpu_kernels`` (the backward recomputes ``H`` from the saved input);
+elsewhere (CUDA, other dtypes, ``torch.compile``, no C compiler) a loop of PyTorch ops into
+preallocated buffers that saves ``H``. Both round the membrane exactly like the eager loop, so
+spikes are bit-identical; the backward agrees to float rounding (the surrogate's product is
+evaluated in another order, and the kernel's ``exp`` is within 2 ulp).
 """
 
 from __future__ import annotations
 
 import torch
 
+from . import cpu_kernels
 from .surrogate import spike, surrogate_derivative
 
 
@@ -80,19 +83,31 @@ def _add_spike_grad(grad_v: torch.Tensor, grad_spike: torch.Tensor, u: torch.Ten
     torch.add(grad_v, u, alpha=alpha, out=out)
 
 
+def _kernel_usable(x: torch.Tensor, surrogate: str) -> bool:
+    return surrogate in cpu_kernels.SURROGATE_CODES and cpu_kernels.usable(x)
+
+
 class _LIFMultistep(torch.autograd.Function):
-    """The LIF over ``T`` steps as one autograd node that saves ``H`` only."""
+    """The LIF over ``T`` steps as one autograd node that saves one tensor: the input ``X`` for
+    the CPU kernels, else ``H``."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, tau: float, v_threshold: float, surrogate: str, alpha: float):  # type: ignore[override]
+        ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha = tau, v_threshold, surrogate, alpha
+        ctx.kernel = _kernel_usable(x, surrogate)
+        if ctx.kernel:
+            ctx.save_for_backward(x)
+            return cpu_kernels.lif_forward(x, tau, v_threshold)
         h = torch.empty_like(x)
         spikes = _lif_forward(x, tau, v_threshold, h)
         ctx.save_for_backward(h)
-        ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha = tau, v_threshold, surrogate, alpha
         return spikes
 
     @staticmethod
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
+        if ctx.kernel:
+            (x,) = ctx.saved_tensors
+            return cpu_kernels.lif_backward(x, grad_spikes.to(x.dtype), ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha), None, None, None, None
         (h,) = ctx.saved_tensors
         tau = ctx.tau
         grad_x = torch.empty_like(h)
@@ -122,4 +137,6 @@ def lif_multistep_fused(
     if torch.is_grad_enabled() and x.requires_grad:
         return _LIFMultistep.apply(x, tau, v_threshold, surrogate, alpha)
     with torch.no_grad():
+        if _kernel_usable(x, surrogate):
+            return cpu_kernels.lif_forward(x, tau, v_threshold)
         return _lif_forward(x, tau, v_threshold, None)

@@ -1,0 +1,123 @@
+/* eisnn CPU kernels: the multi-step LIF neuron, forward and backward, one pass over memory.
+ *
+ * Compiled on first use by eisnn/functional/cpu_kernels.py (plain C, no PyTorch headers) and
+ * called through ctypes on contiguous float32 [steps, m] buffers (m = elements of one step),
+ * each call on a range of elements. Floating-point contraction is off (-ffp-contract=off) so
+ * that the membrane rounds like the PyTorch element-wise ops of functional/lif.py: the spikes
+ * are bit-identical to them. The backward recomputes H from the input (nothing else is saved)
+ * and runs the surrogate recurrence backwards in time, all in registers:
+ *
+ *   H[t] = V[t-1] - V[t-1] / tau + X[t],  S[t] = (H[t] >= V_th),  V[t] = H[t] - V_th S[t]
+ *   dH[t] = dV[t] + dS[t] sg'(H[t] - V_th),  dV[t-1] = dH[t] - dH[t] / tau,  dX[t] = dH[t]
+ *
+ * sg' is the sigmoid surrogate a sig(a u)(1 - sig(a u)) (exp below: a Cephes-style polynomial,
+ * within 2 ulp) or the arctan surrogate (a/2) / (1 + (pi/2 a u)^2).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define EISNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define EISNN_CLONES
+#endif
+
+#define BLOCK 256 /* elements processed together (vectorized), their H history kept on the stack */
+
+enum { SURROGATE_SIGMOID = 0, SURROGATE_ARCTAN = 1 };
+
+/* exp(x) for x in float range: 2^n e^r, |r| <= ln2 / 2, degree-6 polynomial. */
+static inline float exp_f32(float x) {
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+static inline float integrate(float v, float x, float tau) {
+    return tau == 2.0f ? x + 0.5f * v : (v - v / tau) + x;
+}
+
+/* Spikes of steps x [steps, m] for elements [0, count) of each step (pointers offset by the caller). */
+EISNN_CLONES void lif_forward_f32(const float *restrict x, float *restrict spikes, long steps, long m, long count,
+                                  float tau, float v_threshold) {
+    for (long start = 0; start < count; start += BLOCK) {
+        long width = count - start < BLOCK ? count - start : BLOCK;
+        float v[BLOCK];
+        for (long k = 0; k < width; ++k) v[k] = 0.0f;
+        for (long t = 0; t < steps; ++t) {
+            const float *restrict xt = x + t * m + start;
+            float *restrict st = spikes + t * m + start;
+#pragma omp simd
+            for (long k = 0; k < width; ++k) {
+                float h = integrate(v[k], xt[k], tau);
+                float s = h >= v_threshold ? 1.0f : 0.0f;
+                st[k] = s;
+                v[k] = h - v_threshold * s;
+            }
+        }
+    }
+}
+
+/* One step back in time for `width` elements: dX[t] = dH[t] and dV[t-1] from dV[t] (in grad_v). */
+static inline __attribute__((always_inline)) void backward_step(
+    const float *restrict ht, const float *restrict gs, float *restrict gx, float *restrict grad_v, long width,
+    float tau, float v_threshold, const int sigmoid, float alpha, float arctan_scale) {
+#pragma omp simd
+    for (long k = 0; k < width; ++k) {
+        float u = ht[k] - v_threshold;
+        float grad_h;
+        if (sigmoid) {
+            float sig = 1.0f / (1.0f + exp_f32(-(alpha * u)));
+            grad_h = grad_v[k] + alpha * (gs[k] * (1.0f - sig) * sig);
+        } else {
+            float q = arctan_scale * u;
+            grad_h = grad_v[k] + gs[k] * ((0.5f * alpha) / (1.0f + q * q));
+        }
+        gx[k] = grad_h;
+        grad_v[k] = tau == 2.0f ? grad_h * 0.5f : grad_h - grad_h / tau;
+    }
+}
+
+/* dL/dX from X and dL/dS (both [steps, m]), for elements [0, count) of each step. */
+EISNN_CLONES void lif_backward_f32(const float *restrict x, const float *restrict grad_spikes, float *restrict grad_x,
+                                   long steps, long m, long count, float tau, float v_threshold, int surrogate,
+                                   float alpha, float arctan_scale) {
+    long block = steps <= 64 ? BLOCK : 16;
+    float h[steps * block];
+    for (long start = 0; start < count; start += block) {
+        long width = count - start < block ? count - start : block;
+        float v[BLOCK], grad_v[BLOCK];
+        for (long k = 0; k < width; ++k) v[k] = 0.0f;
+        for (long t = 0; t < steps; ++t) {
+            const float *restrict xt = x + t * m + start;
+            float *restrict ht = h + t * block;
+#pragma omp simd
+            for (long k = 0; k < width; ++k) {
+                float hk = integrate(v[k], xt[k], tau);
+                ht[k] = hk;
+                v[k] = hk - v_threshold * (hk >= v_threshold ? 1.0f : 0.0f);
+            }
+        }
+        for (long k = 0; k < width; ++k) grad_v[k] = 0.0f;
+        for (long t = steps - 1; t >= 0; --t) {
+            const float *ht = h + t * block, *gs = grad_spikes + t * m + start;
+            float *gx = grad_x + t * m + start;
+            if (surrogate == SURROGATE_SIGMOID)
+                backward_step(ht, gs, gx, grad_v, width, tau, v_threshold, 1, alpha, arctan_scale);
+            else
+                backward_step(ht, gs, gx, grad_v, width, tau, v_threshold, 0, alpha, arctan_scale);
+        }
+    }
+}

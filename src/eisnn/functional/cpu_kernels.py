@@ -1,0 +1,130 @@
+"""One-pass CPU kernels of the multi-step LIF neuron (``cpu_kernels.c``).
+
+The C source is compiled on first use with the system C compiler (``$CC``, else ``cc``; plain
+C, about a second) into ``$EISNN_KERNEL_CACHE`` (default ``~/.cache/eisnn``), keyed by a hash of
+the source and flags and written atomically, and loaded with ``ctypes``. Samples are split over
+``torch.get_num_threads()`` threads (``ctypes`` releases the GIL). Where no compiler is found,
+the build fails, or ``EISNN_CPU_KERNELS=0``, ``usable`` is false and ``functional.lif`` runs the
+same maths as PyTorch element-wise ops (one warning says why).
+
+    lif_forward:   spikes of X [T, ...]                  (bit-identical to the PyTorch loop)
+    lif_backward:  dL/dX from X and dL/dS (H recomputed, nothing saved but X)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("cpu_kernels.c")
+FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp-simd", "-fPIC", "-shared"]
+SURROGATE_CODES = {"sigmoid": 0, "arctan": 1}
+
+_lock = threading.Lock()
+_library: ctypes.CDLL | None = None
+_failed = False
+_pool: ThreadPoolExecutor | None = None
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("EISNN_KERNEL_CACHE") or Path.home() / ".cache" / "eisnn")
+
+
+def _build(source: bytes) -> Path:
+    """Compile ``source`` unless a library of the same source and flags is cached; returns its path."""
+    compiler = os.environ.get("CC") or "cc"
+    if shutil.which(compiler) is None:
+        raise RuntimeError(f"no C compiler {compiler!r} on PATH")
+    digest = hashlib.sha256(source + " ".join([compiler, *FLAGS]).encode()).hexdigest()[:16]
+    target = _cache_dir() / f"cpu_kernels-{digest}.so"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        done = subprocess.run([compiler, *FLAGS, "-o", partial, str(SOURCE)], capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"{compiler} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+        os.replace(partial, target)
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+    return target
+
+
+def _load() -> ctypes.CDLL | None:
+    global _library, _failed
+    with _lock:
+        if _library is None and not _failed:
+            try:
+                library = ctypes.CDLL(str(_build(SOURCE.read_bytes())))
+                p, long, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_float
+                library.lif_forward_f32.argtypes = [p, p, long, long, long, real, real]
+                library.lif_backward_f32.argtypes = [p, p, p, long, long, long, real, real, ctypes.c_int, real, real]
+                _library = library
+            except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+                _failed = True
+                warnings.warn(f"eisnn: CPU kernels unavailable ({error}); the E-I layers use PyTorch element-wise ops", stacklevel=3)
+    return _library
+
+
+def usable(x: torch.Tensor) -> bool:
+    """Whether the kernels compute on ``x``: a contiguous float32 CPU tensor, eager mode, kernels built."""
+    if os.environ.get("EISNN_CPU_KERNELS", "1") == "0" or x.device.type != "cpu" or x.dtype != torch.float32:
+        return False
+    if torch.compiler.is_compiling() or not x.is_contiguous() or x.dim() < 1:
+        return False
+    return _load() is not None
+
+
+def _run(kernel, m: int, args_for) -> None:
+    """Call ``kernel`` on element ranges of one step split over the intra-op threads;
+    ``args_for(start, count)`` gives the arguments of one range."""
+    global _pool
+    workers = max(1, min(torch.get_num_threads(), m // 4096))
+    if workers == 1:
+        kernel(*args_for(0, m))
+        return
+    with _lock:
+        if _pool is None or _pool._max_workers < workers:
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eisnn-kernel")
+    bounds = [(m * i // workers) // 16 * 16 for i in range(workers)] + [m]
+    for future in [_pool.submit(kernel, *args_for(a, b - a)) for a, b in zip(bounds, bounds[1:]) if b > a]:
+        future.result()
+
+
+def _ptr(t: torch.Tensor, offset: int = 0) -> int:
+    return t.data_ptr() + offset * t.element_size()
+
+
+def lif_forward(x: torch.Tensor, tau: float, v_threshold: float) -> torch.Tensor:
+    """Spikes ``[T, ...]`` of the LIF over the contiguous float32 input ``x [T, ...]``."""
+    spikes = torch.empty_like(x)
+    steps, m = x.shape[0], x[0].numel()
+    _run(_library.lif_forward_f32, m, lambda start, count: (
+        _ptr(x, start), _ptr(spikes, start), steps, m, count, tau, v_threshold))
+    return spikes
+
+
+def lif_backward(x: torch.Tensor, grad_spikes: torch.Tensor, tau: float, v_threshold: float, surrogate: str,
+                 alpha: float) -> torch.Tensor:
+    """``dL/dX`` of the LIF from its input ``x`` and ``dL/dS`` (both contiguous float32 ``[T, ...]``)."""
+    grad_spikes = grad_spikes.contiguous()
+    grad_x = torch.empty_like(x)
+    steps, m = x.shape[0], x[0].numel()
+    _run(_library.lif_backward_f32, m, lambda start, count: (
+        _ptr(x, start), _ptr(grad_spikes, start), _ptr(grad_x, start), steps, m, count, tau, v_threshold,
+        SURROGATE_CODES[surrogate], alpha, math.pi / 2.0 * alpha))
+    return grad_x

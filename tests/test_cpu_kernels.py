@@ -1,0 +1,97 @@
+"""The LIF's C kernels (built on first use) against the PyTorch loop and the eager reference."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from eisnn import functional as EF
+from eisnn.functional import cpu_kernels, lif
+
+pytestmark = pytest.mark.skipif(not cpu_kernels.usable(torch.zeros(1)), reason="no C compiler: the kernels cannot be built")
+
+
+def _run_both(x: torch.Tensor, grad: torch.Tensor, monkeypatch: pytest.MonkeyPatch, **options):
+    """Spikes and input gradient of the fused node with the kernels, then with the PyTorch loop."""
+    results = []
+    for enabled in ("1", "0"):
+        monkeypatch.setenv("EISNN_CPU_KERNELS", enabled)
+        assert lif._kernel_usable(x, options.get("surrogate", "sigmoid")) == (enabled == "1")
+        xi = x.clone().requires_grad_()
+        spikes = EF.lif_multistep_fused(xi, **options)
+        spikes.backward(grad)
+        results.append((spikes.detach(), xi.grad))
+    return results
+
+
+@pytest.mark.parametrize("tau", [2.0, 3.0, 2.2])
+@pytest.mark.parametrize("surrogate", ["sigmoid", "arctan"])
+@pytest.mark.parametrize("shape", [(4, 3, 1000), (70, 2, 33), (2, 9000)])  # odd sizes; T > 64 (small blocks); 2 threads
+def test_kernels_match_the_pytorch_loop(tau: float, surrogate: str, shape: tuple[int, ...], monkeypatch) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(shape, generator=gen) * 1.6
+    x.view(-1)[:50] = 1.0  # H == V_th at t = 0: a spike
+    grad = torch.randn(shape, generator=gen)
+    (s_kernel, g_kernel), (s_loop, g_loop) = _run_both(x, grad, monkeypatch, tau=tau, surrogate=surrogate, alpha=4.0)
+    assert torch.equal(s_kernel, s_loop), "spikes differ"
+    assert 0.02 < float(s_kernel.mean()) < 0.98
+    with torch.no_grad():
+        assert torch.equal(EF.lif_multistep_fused(x, tau=tau, surrogate=surrogate), s_kernel)
+    # The surrogate's 1 - sig(a u) rounds to within one float32 ulp of 1: an absolute error of
+    # about a * 2^-24 * |dL/dS| per step in either implementation.
+    torch.testing.assert_close(g_kernel, g_loop, rtol=1e-5, atol=4.0 * 2.0**-23 * float(grad.abs().max()))
+
+
+def test_kernels_match_float64_reference(monkeypatch) -> None:
+    """Both float32 implementations are as close to the float64 eager LIF as each other."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(6, 4, 500, generator=gen) * 1.4
+    grad = torch.randn(x.shape, generator=gen)
+    x64 = x.double().requires_grad_()
+    EF.lif_multistep_eager(x64).backward(grad.double())
+    (_, g_kernel), (_, g_loop) = _run_both(x, grad, monkeypatch)
+    err_kernel = float((g_kernel.double() - x64.grad).abs().max())
+    err_loop = float((g_loop.double() - x64.grad).abs().max())
+    assert err_kernel < 1e-5 and err_kernel <= 2 * err_loop + 1e-7
+
+
+def test_non_contiguous_and_other_dtypes_use_the_loop(monkeypatch) -> None:
+    monkeypatch.setenv("EISNN_CPU_KERNELS", "1")
+    x = torch.rand(4, 6, 5)
+    assert lif._kernel_usable(x, "sigmoid")
+    assert not lif._kernel_usable(x.transpose(1, 2), "sigmoid")
+    assert not lif._kernel_usable(x.double(), "sigmoid")
+    assert torch.equal(EF.lif_multistep_fused(x.transpose(1, 2)), EF.lif_multistep_eager(x.transpose(1, 2)))
+
+
+def test_missing_compiler_falls_back_with_one_warning(tmp_path) -> None:
+    """Without a compiler the kernels are unusable, a warning says why, and the LIF still computes."""
+    code = (
+        "import warnings, torch\n"
+        "from eisnn import functional as EF\n"
+        "x = torch.rand(4, 3, 7)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    out = EF.lif_multistep_fused(x); EF.lif_multistep_fused(x)\n"
+        "assert torch.equal(out, EF.lif_multistep_eager(x))\n"
+        "messages = [str(w.message) for w in caught if 'CPU kernels' in str(w.message)]\n"
+        "assert len(messages) == 1 and 'no-such-compiler' in messages[0], messages\n"
+    )
+    env = {**os.environ, "CC": "no-such-compiler", "EISNN_KERNEL_CACHE": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_library_is_cached_by_source_and_flags(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("EISNN_KERNEL_CACHE", str(tmp_path))
+    source = cpu_kernels.SOURCE.read_bytes()
+    first = cpu_kernels._build(source)
+    assert first.parent == tmp_path and first.exists()
+    mtime = first.stat().st_mtime_ns
+    assert cpu_kernels._build(source) == first and first.stat().st_mtime_ns == mtime  # not rebuilt
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no partial files left
