@@ -1,4 +1,4 @@
-"""The LIF's C kernels (built on first use) against the PyTorch loop and the eager reference."""
+"""The C kernels (built on first use) of the LIF and the E-I integration against the PyTorch ops and the references."""
 
 from __future__ import annotations
 
@@ -95,3 +95,40 @@ def test_library_is_cached_by_source_and_flags(tmp_path, monkeypatch) -> None:
     mtime = first.stat().st_mtime_ns
     assert cpu_kernels._build(source) == first and first.stat().st_mtime_ns == mtime  # not rebuilt
     assert [p.name for p in tmp_path.iterdir()] == [first.name]  # no partial files left
+
+
+def _ei_case(spatial: tuple[int, ...], seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    n, e, i = 6, 8, 3
+    currents = torch.rand(n, e + i, *spatial, generator=gen)
+    currents[0, e:, :2] = 0  # silent positions: zero denominators, replaced by the row minimum
+    currents[1, e:] = 0  # a silent sample: row minimum +inf
+    params = [torch.rand(e, i, generator=gen), torch.rand(i, generator=gen) + 0.1, torch.rand(e, generator=gen) + 0.5,
+              torch.randn(e, generator=gen)]
+    return currents, params, torch.randn(n, e, *spatial, generator=gen)
+
+
+@pytest.mark.parametrize("stabilization", ["adaptive", "epsilon", "none"])
+@pytest.mark.parametrize("spatial", [(5, 7), (1, 1)])
+def test_ei_kernels_match_the_pytorch_ops(stabilization: str, spatial: tuple[int, ...], monkeypatch) -> None:
+    """Forward bit-identical, backward to float rounding (its sums are reordered), against the
+    PyTorch element-wise ops and the float64 eager reference."""
+    currents, params, grad = _ei_case(spatial)
+    if stabilization == "none":
+        currents[:, 8:] += 0.01
+    options = {"stabilization": stabilization, "epsilon": 1e-3}
+    results = []
+    for enabled in ("1", "0"):
+        monkeypatch.setenv("EISNN_CPU_KERNELS", enabled)
+        inputs = [currents.clone().requires_grad_(), *(p.clone().requires_grad_() for p in params)]
+        out = EF.ei_integrate_currents(inputs[0], 8, *inputs[1:], **options)
+        results.append((out.detach(), torch.autograd.grad(out, inputs, grad)))
+    (out_kernel, grads_kernel), (out_ops, grads_ops) = results
+    assert torch.equal(out_kernel, out_ops)
+    inputs64 = [currents.double().requires_grad_(), *(p.double().requires_grad_() for p in params)]
+    ref = EF.ei_integrate_eager(inputs64[0][:, :8], inputs64[0][:, 8:], *inputs64[1:], **options)
+    grads_ref = torch.autograd.grad(ref, inputs64, grad.double())
+    for name, got, ops, want in zip(["currents", "w_ei", "g_i", "g_e", "b_e"], grads_kernel, grads_ops, grads_ref):
+        scale = float(want.abs().max())
+        torch.testing.assert_close(got, ops, rtol=1e-4, atol=1e-6 * scale, msg=name)
+        assert float((got.double() - want).abs().max()) <= 1e-5 * scale + 2 * float((ops.double() - want).abs().max()), name

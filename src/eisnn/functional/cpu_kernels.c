@@ -1,11 +1,23 @@
-/* eisnn CPU kernels: the multi-step LIF neuron, forward and backward, one pass over memory.
+/* eisnn CPU kernels: element-wise parts of the E-I integration and the multi-step LIF neuron,
+ * forward and backward, each in one pass over memory.
  *
  * Compiled on first use by eisnn/functional/cpu_kernels.py (plain C, no PyTorch headers) and
- * called through ctypes on contiguous float32 [steps, m] buffers (m = elements of one step),
- * each call on a range of elements. Floating-point contraction is off (-ffp-contract=off) so
- * that the membrane rounds like the PyTorch element-wise ops of functional/lif.py: the spikes
- * are bit-identical to them. The backward recomputes H from the input (nothing else is saved)
- * and runs the surrogate recurrence backwards in time, all in registers:
+ * called through ctypes on float32 buffers, each call on a range of samples or elements.
+ * Floating-point contraction is off (-ffp-contract=off) so that every operation rounds like the
+ * PyTorch element-wise ops it replaces (functional/ei_fused.py, functional/lif.py): forward
+ * results are bit-identical to them; only sums of the backward are reordered.
+ *
+ * E-I integration, per sample s, channel c, position k ([n, e, p] buffers; I_EE and its gradient
+ * are channel slices with sample stride ee_stride). Stabilization modes: 0 none (q = div),
+ * 1 epsilon (q = div + eps), 2 adaptive (zeros of div replaced by the sample's smallest non-zero
+ * entry, +inf when there is none):
+ *
+ *   forward:  out = g (I_EE - sub) / q + b                         (written over sub)
+ *   backward: dI_EE = g G / q,  div := g G a / q^2 (= -dL/d div, straight-through),
+ *             sums over k of G a / q and of G                     (a = I_EE - sub)
+ *
+ * LIF: the backward recomputes H from the input (nothing else is saved) and runs the surrogate
+ * recurrence backwards in time, all in registers:
  *
  *   H[t] = V[t-1] - V[t-1] / tau + X[t],  S[t] = (H[t] >= V_th),  V[t] = H[t] - V_th S[t]
  *   dH[t] = dV[t] + dS[t] sg'(H[t] - V_th),  dV[t-1] = dH[t] - dH[t] / tau,  dX[t] = dH[t]
@@ -25,6 +37,67 @@
 #define BLOCK 256 /* elements processed together (vectorized), their H history kept on the stack */
 
 enum { SURROGATE_SIGMOID = 0, SURROGATE_ARCTAN = 1 };
+enum { STABILIZE_NONE = 0, STABILIZE_EPSILON = 1, STABILIZE_ADAPTIVE = 2 };
+
+/* Smallest non-zero entry of d[0..m) (+inf if none, NaN if any entry is NaN). */
+static inline __attribute__((always_inline)) float row_min_f32(const float *restrict d, long m) {
+    float best = __builtin_inff();
+    int nan = 0;
+#pragma omp simd reduction(min : best) reduction(| : nan)
+    for (long k = 0; k < m; ++k) {
+        float y = d[k] == 0.0f ? __builtin_inff() : d[k];
+        nan |= d[k] != d[k];
+        best = y < best ? y : best;
+    }
+    return nan ? __builtin_nanf("") : best;
+}
+
+static inline float stabilized(float d, int mode, float fill, float eps) {
+    return mode == STABILIZE_ADAPTIVE ? (d == 0.0f ? fill : d) : (mode == STABILIZE_EPSILON ? d + eps : d);
+}
+
+EISNN_CLONES void ei_forward_f32(const float *restrict i_ee, long ee_stride, float *restrict sub,
+                                 const float *restrict div, const float *restrict g, const float *restrict b,
+                                 float *restrict row_min, long n, long e, long p, int mode, float eps) {
+    for (long s = 0; s < n; ++s) {
+        float fill = mode == STABILIZE_ADAPTIVE ? row_min_f32(div + s * e * p, e * p) : 0.0f;
+        row_min[s] = fill;
+        for (long c = 0; c < e; ++c) {
+            long off = (s * e + c) * p;
+            const float *restrict ie = i_ee + s * ee_stride + c * p, *restrict dc = div + off;
+            float *restrict sc = sub + off;
+            float gc = g[c], bc = b[c];
+#pragma omp simd
+            for (long k = 0; k < p; ++k) sc[k] = gc * (ie[k] - sc[k]) / stabilized(dc[k], mode, fill, eps) + bc;
+        }
+    }
+}
+
+EISNN_CLONES void ei_backward_f32(const float *restrict grad, const float *restrict i_ee, long ee_stride,
+                                  const float *restrict sub, float *restrict div, float *restrict d_ee,
+                                  const float *restrict g, const float *restrict row_min, float *restrict sum_g,
+                                  float *restrict sum_b, long n, long e, long p, int mode, float eps) {
+    for (long s = 0; s < n; ++s) {
+        for (long c = 0; c < e; ++c) {
+            long off = (s * e + c) * p, ee_off = s * ee_stride + c * p;
+            const float *restrict gr = grad + off, *restrict ie = i_ee + ee_off, *restrict sc = sub + off;
+            float *restrict dc = div + off, *restrict ec = d_ee + ee_off;
+            float gc = g[c], fill = row_min[s], acc_g = 0.0f, acc_b = 0.0f;
+#pragma omp simd reduction(+ : acc_g, acc_b)
+            for (long k = 0; k < p; ++k) {
+                float q = stabilized(dc[k], mode, fill, eps);
+                float gq = gr[k] / q;
+                float prod = gq * (ie[k] - sc[k]);
+                ec[k] = gc * gq;
+                dc[k] = gc * prod / q;
+                acc_g += prod;
+                acc_b += gr[k];
+            }
+            sum_g[s * e + c] = acc_g;
+            sum_b[s * e + c] = acc_b;
+        }
+    }
+}
 
 /* exp(x) for x in float range: 2^n e^r, |r| <= ln2 / 2, degree-6 polynomial. */
 static inline float exp_f32(float x) {

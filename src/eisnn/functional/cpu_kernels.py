@@ -1,13 +1,16 @@
-"""One-pass CPU kernels of the multi-step LIF neuron (``cpu_kernels.c``).
+"""One-pass CPU kernels: the element-wise part of the fused E-I integration and the multi-step
+LIF neuron (``cpu_kernels.c``).
 
 The C source is compiled on first use with the system C compiler (``$CC``, else ``cc``; plain
 C, about a second) into ``$EISNN_KERNEL_CACHE`` (default ``~/.cache/eisnn``), keyed by a hash of
 the source and flags and written atomically, and loaded with ``ctypes``. Samples are split over
 ``torch.get_num_threads()`` threads (``ctypes`` releases the GIL). Where no compiler is found,
-the build fails, or ``EISNN_CPU_KERNELS=0``, ``usable`` is false and ``functional.lif`` runs the
-same maths as PyTorch element-wise ops (one warning says why).
+the build fails, or ``EISNN_CPU_KERNELS=0``, ``usable`` is false and ``functional.ei_fused`` and
+``functional.lif`` run the same maths as PyTorch element-wise ops (one warning says why).
 
-    lif_forward:   spikes of X [T, ...]                  (bit-identical to the PyTorch loop)
+    ei_forward:    out = g (I_EE - sub) / stabilize(div) + b              (bit-identical to PyTorch)
+    ei_backward:   dI_EE = g G / q, g G a / q^2 (= -dL/d div), sums of G a / q and of G
+    lif_forward:   spikes of X [T, ...]                                   (bit-identical to PyTorch)
     lif_backward:  dL/dX from X and dL/dS (H recomputed, nothing saved but X)
 """
 
@@ -30,11 +33,13 @@ import torch
 SOURCE = Path(__file__).with_name("cpu_kernels.c")
 FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp-simd", "-fPIC", "-shared"]
 SURROGATE_CODES = {"sigmoid": 0, "arctan": 1}
+STABILIZATION_CODES = {"none": 0, "epsilon": 1, "adaptive": 2}
 
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failed = False
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 
 
 def _cache_dir() -> Path:
@@ -71,6 +76,8 @@ def _load() -> ctypes.CDLL | None:
             try:
                 library = ctypes.CDLL(str(_build(SOURCE.read_bytes())))
                 p, long, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_float
+                library.ei_forward_f32.argtypes = [p, long, p, p, p, p, p, long, long, long, ctypes.c_int, real]
+                library.ei_backward_f32.argtypes = [p, p, long, p, p, p, p, p, p, p, long, long, long, ctypes.c_int, real]
                 library.lif_forward_f32.argtypes = [p, p, long, long, long, real, real]
                 library.lif_backward_f32.argtypes = [p, p, p, long, long, long, real, real, ctypes.c_int, real, real]
                 _library = library
@@ -89,24 +96,64 @@ def usable(x: torch.Tensor) -> bool:
     return _load() is not None
 
 
-def _run(kernel, m: int, args_for) -> None:
-    """Call ``kernel`` on element ranges of one step split over the intra-op threads;
-    ``args_for(start, count)`` gives the arguments of one range."""
-    global _pool
-    workers = max(1, min(torch.get_num_threads(), m // 4096))
+def _run(kernel, m: int, args_for, grain: int = 4096) -> None:
+    """Call ``kernel`` on ranges of ``m`` items (elements or samples) split over the intra-op
+    threads, at least ``grain`` items each; ``args_for(start, count)`` gives one range's arguments."""
+    global _pool, _pool_size
+    workers = max(1, min(torch.get_num_threads(), m // grain))
     if workers == 1:
         kernel(*args_for(0, m))
         return
     with _lock:
-        if _pool is None or _pool._max_workers < workers:
+        if _pool_size < workers:
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eisnn-kernel")
-    bounds = [(m * i // workers) // 16 * 16 for i in range(workers)] + [m]
+            _pool_size = workers
+    bounds = [m * i // workers for i in range(workers + 1)]
     for future in [_pool.submit(kernel, *args_for(a, b - a)) for a, b in zip(bounds, bounds[1:]) if b > a]:
         future.result()
 
 
 def _ptr(t: torch.Tensor, offset: int = 0) -> int:
     return t.data_ptr() + offset * t.element_size()
+
+
+def _sample_stride(t: torch.Tensor) -> int:
+    """Sample stride of ``t [N, n_E, P]``, a channel slice of a contiguous ``[N, C, P]``."""
+    if t.stride(2) != 1 or t.stride(1) != t.shape[2]:
+        raise ValueError("the E-I kernels take channel slices of contiguous [N, C, P] tensors")
+    return t.stride(0)
+
+
+def ei_forward(i_ee: torch.Tensor, sub: torch.Tensor, div: torch.Tensor, g: torch.Tensor, b: torch.Tensor,
+               mode: str, epsilon: float) -> torch.Tensor:
+    """``sub := g (I_EE - sub) / stabilize(div) + b`` (``sub, div`` contiguous ``[N, n_E, P]``, ``I_EE``
+    a channel slice); returns the adaptive mode's row minima ``[N, 1, 1]`` (zeros otherwise)."""
+    n, e, p = sub.shape
+    stride = _sample_stride(i_ee)
+    g, b = g.contiguous(), b.contiguous()
+    row_min = sub.new_empty(n)
+    _run(_library.ei_forward_f32, n, lambda s, count: (
+        _ptr(i_ee, s * stride), stride, _ptr(sub, s * e * p), _ptr(div, s * e * p), _ptr(g), _ptr(b), _ptr(row_min, s),
+        count, e, p, STABILIZATION_CODES[mode], epsilon), grain=1)
+    return row_min.view(n, 1, 1)
+
+
+def ei_backward(grad: torch.Tensor, i_ee: torch.Tensor, sub: torch.Tensor, div: torch.Tensor, d_ee: torch.Tensor,
+                g: torch.Tensor, row_min: torch.Tensor, mode: str, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``d_ee := g G / q`` and ``div := g G a / q^2`` with ``a = I_EE - sub`` (``grad, sub, div``
+    contiguous ``[N, n_E, P]``; ``I_EE, d_ee`` channel slices of one layout); returns the sums over
+    samples and positions of ``G a / q`` and of ``G``."""
+    n, e, p = sub.shape
+    stride = _sample_stride(i_ee)
+    if _sample_stride(d_ee) != stride:
+        raise ValueError("I_EE and its gradient must have the same layout")
+    g, row_min = g.contiguous(), row_min.contiguous()
+    sum_g, sum_b = sub.new_empty(n, e), sub.new_empty(n, e)
+    _run(_library.ei_backward_f32, n, lambda s, count: (
+        _ptr(grad, s * e * p), _ptr(i_ee, s * stride), stride, _ptr(sub, s * e * p), _ptr(div, s * e * p),
+        _ptr(d_ee, s * stride), _ptr(g), _ptr(row_min, s), _ptr(sum_g, s * e), _ptr(sum_b, s * e),
+        count, e, p, STABILIZATION_CODES[mode], epsilon), grain=1)
+    return sum_g.sum(0), sum_b.sum(0)
 
 
 def lif_forward(x: torch.Tensor, tau: float, v_threshold: float) -> torch.Tensor:

@@ -8,7 +8,9 @@ in one convolution. From them, per position::
 
 The forward works in place in the buffers of the two products and saves only the stacked
 currents (which the layer computed anyway) and one row minimum per sample; the backward
-recomputes the products and derives every gradient from them, reusing their buffers:
+recomputes the products and derives every gradient from them, reusing their buffers. The
+element-wise part is one pass of a C kernel on float32 CPU tensors (``cpu_kernels``), else
+PyTorch ops that round the same way:
 
     G_q   = G / q                      (q = stabilize(div), G = dL/dI_int)
     dI_EE = g_E * G_q = -d sub,   d div = -g_E * G_q * (I_EE - sub) / q   (straight-through)
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import torch
 
+from . import cpu_kernels
 from .ei import STABILIZATIONS, ei_integrate_eager
 
 
@@ -69,14 +72,15 @@ def _stabilize_(div: torch.Tensor, mode: str, epsilon: float, row_min: torch.Ten
     return row_min
 
 
-def _balance_and_denominator(
-    c3: torch.Tensor, w_ei: torch.Tensor, w_gi: torch.Tensor, n_e: int, mode: str, epsilon: float, row_min: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """``(I_EE - W_EI @ I_I, stabilize(W_EI diag(g_I) @ I_I), row minima)`` as fresh contiguous tensors."""
+def _products(c3: torch.Tensor, w_ei: torch.Tensor, w_gi: torch.Tensor, n_e: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sub, div) = (W_EI @ I_I, W_EI diag(g_I) @ I_I)`` (not yet stabilized) as fresh contiguous tensors."""
     i_i = c3[:, n_e:]
-    balanced = _mix(-w_ei, i_i, add_to=c3[:, :n_e])
-    div = _mix(w_gi, i_i)
-    return balanced, div, _stabilize_(div, mode, epsilon, row_min)
+    return _mix(w_ei.to(c3.dtype), i_i), _mix(w_gi.to(c3.dtype), i_i)
+
+
+def _kernel_usable(c3: torch.Tensor) -> bool:
+    """The CPU kernels take the stacked currents as contiguous float32 ``[N, C, P]``."""
+    return c3.is_contiguous() and cpu_kernels.usable(c3)
 
 
 class _EIIntegrate(torch.autograd.Function):
@@ -86,40 +90,50 @@ class _EIIntegrate(torch.autograd.Function):
     def forward(ctx, currents, w_ei, w_gi, g_e, b_e, n_excitatory: int, mode: str, epsilon: float):  # type: ignore[override]
         shape = currents.shape
         c3 = currents.reshape(shape[0], shape[1], -1)
-        dtype = c3.dtype
-        balanced, div, row_min = _balance_and_denominator(c3, w_ei.to(dtype), w_gi.to(dtype), n_excitatory, mode, epsilon, None)
-        balanced.mul_(g_e.view(1, -1, 1))
-        out = torch.addcdiv(b_e.view(1, -1, 1).to(dtype), balanced, div, out=balanced)
+        i_ee = c3[:, :n_excitatory]
+        sub, div = _products(c3, w_ei, w_gi, n_excitatory)
+        g, b = g_e.to(c3.dtype), b_e.to(c3.dtype)
+        ctx.kernel = _kernel_usable(c3)
+        if ctx.kernel:
+            row_min = cpu_kernels.ei_forward(i_ee, sub, div, g, b, mode, epsilon)
+        else:
+            row_min = _stabilize_(div, mode, epsilon)
+            torch.sub(i_ee, sub, out=sub).mul_(g.view(1, -1, 1))
+            torch.addcdiv(b.view(1, -1, 1), sub, div, out=sub)
         ctx.save_for_backward(currents, w_ei, w_gi, g_e, row_min)
         ctx.n_excitatory, ctx.mode, ctx.epsilon = n_excitatory, mode, epsilon
-        return out.view(shape[0], n_excitatory, *shape[2:])
+        return sub.view(shape[0], n_excitatory, *shape[2:])
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         currents, w_ei, w_gi, g_e, row_min = ctx.saved_tensors
-        n_e = ctx.n_excitatory
+        n_e, mode = ctx.n_excitatory, ctx.mode
         shape = currents.shape
         c3 = currents.reshape(shape[0], shape[1], -1)
         dtype = c3.dtype
-        w_ei_c, w_gi_c = w_ei.to(dtype), w_gi.to(dtype)
-        balanced, div, _ = _balance_and_denominator(c3, w_ei_c, w_gi_c, n_e, ctx.mode, ctx.epsilon, row_min)
-        g = g_e.view(1, -1, 1).to(dtype)
+        w_ei_c, w_gi_c, g = w_ei.to(dtype), w_gi.to(dtype), g_e.to(dtype)
+        i_ee, i_i = c3[:, :n_e], c3[:, n_e:]
+        sub, div = _products(c3, w_ei, w_gi, n_e)
         grad = grad_out.reshape(shape[0], n_e, -1)
         grad_currents = torch.empty_like(c3)
         grad_ee = grad_currents[:, :n_e]
-        grad_ee.copy_(grad).div_(div)  # G / q
-        product = balanced.mul_(grad_ee)  # G/q * (I_EE - sub)
-        grad_g_e = product.sum(dim=(0, 2))
-        grad_div = torch.div(product.mul_(-g), div, out=div)  # -g_E G/q (I_EE - sub) / q
-        grad_ee.mul_(g)  # dI_EE = -d sub
-        i_i = c3[:, n_e:]
-        grad_currents[:, n_e:] = _mix(w_gi_c.t(), grad_div, add_to=_mix(-w_ei_c.t(), grad_ee))
+        if ctx.kernel:
+            grad_g_e, grad_b_e = cpu_kernels.ei_backward(grad.contiguous().to(dtype), i_ee, sub, div, grad_ee, g, row_min, mode, ctx.epsilon)
+        else:
+            _stabilize_(div, mode, ctx.epsilon, row_min)
+            grad_ee.copy_(grad).div_(div)  # G / q
+            product = torch.sub(i_ee, sub, out=sub).mul_(grad_ee)  # G/q * (I_EE - sub)
+            grad_g_e, grad_b_e = product.sum(dim=(0, 2)), grad.sum(dim=(0, 2))
+            torch.div(product.mul_(g.view(1, -1, 1)), div, out=div)
+            grad_ee.mul_(g.view(1, -1, 1))  # dI_EE = -d sub
+        minus_grad_div = div  # g G (I_EE - sub) / q^2 = -dL/d div (straight-through)
+        grad_currents[:, n_e:] = _mix(-w_gi_c.t(), minus_grad_div, add_to=_mix(-w_ei_c.t(), grad_ee))
         return (
             grad_currents.view(shape),
             (-_mix_weight_grad(i_i, grad_ee)).to(w_ei.dtype),
-            _mix_weight_grad(i_i, grad_div).to(w_gi.dtype),
+            (-_mix_weight_grad(i_i, minus_grad_div)).to(w_gi.dtype),
             grad_g_e.to(g_e.dtype),
-            grad.sum(dim=(0, 2)).to(g_e.dtype),
+            grad_b_e.to(g_e.dtype),
             None,
             None,
             None,
