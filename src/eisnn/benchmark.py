@@ -14,7 +14,9 @@ weight decay 5e-4; Dale's projection after each step for the E-I model). One tra
   (allocations that live only inside one operator are not seen, for either twin);
 - images per second (batch / median step time);
 
-and the E-I / BN ratios of time and memory, with the project's targets.
+and the E-I / BN ratios of time (of the medians, judged against the target) and memory, with the
+project's targets; the spread of the per-round ratios (E-I step / the BN step that followed it)
+shows how much the machine's load moved the measurement.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Result:
     step_s: float
     cpu_s: float
     peak_bytes: int
+    steps_s: list[float]
 
     @property
     def images_per_s(self) -> float:
@@ -117,10 +120,11 @@ def timed_step(setup: Setup, device: torch.device) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - start_cpu
 
 
-def time_steps(setups: list[Setup], warmup: int, steps: int, device: torch.device) -> list[tuple[float, float]]:
-    """Median wall-clock and CPU seconds of ``steps`` warm training steps of each setup.
+def time_steps(setups: list[Setup], warmup: int, steps: int, device: torch.device) -> list[list[tuple[float, float]]]:
+    """Wall-clock and CPU seconds of ``steps`` warm training steps of each setup.
 
-    The setups take turns step by step, so that a change of machine load affects all alike.
+    The setups take turns step by step (one round = one step of each), so that a change of
+    machine load affects all alike.
     """
     for setup in setups:
         for _ in range(warmup):
@@ -129,7 +133,7 @@ def time_steps(setups: list[Setup], warmup: int, steps: int, device: torch.devic
     for _ in range(steps):
         for setup, record in zip(setups, times):
             record.append(timed_step(setup, device))
-    return [(statistics.median(w for w, _ in record), statistics.median(c for _, c in record)) for record in times]
+    return times
 
 
 def cpu_step_peak_bytes(setup: Setup) -> int:
@@ -186,13 +190,14 @@ def run_arch(arch: str, args: argparse.Namespace, device: torch.device) -> list[
     batch = args.batch or DEFAULT_BATCH.get(arch, 32)
     names = [f"{kind}_{arch}" for kind in ("ei", "bn")]
     setups = [build(name, args, batch, device) for name in names]
-    step_times = time_steps(setups, args.warmup, args.steps, device)
+    records = time_steps(setups, args.warmup, args.steps, device)
     results = []
-    for name, setup, (step_s, cpu_s) in zip(names, setups, step_times):
+    for name, setup, record in zip(names, setups, records):
+        step_s, cpu_s = statistics.median(w for w, _ in record), statistics.median(c for _, c in record)
         peak = step_peak_bytes(setup, device)
         if args.sync_check and device.type == "cuda":
             print(f"  {name}: sync check {check_no_sync(setup)}", flush=True)
-        results.append(Result(name, batch, step_s, cpu_s, peak))
+        results.append(Result(name, batch, step_s, cpu_s, peak, [w for w, _ in record]))
         cpu = f"  (cpu time {cpu_s * 1e3:9.1f} ms)" if device.type == "cpu" else ""
         print(
             f"  {name:<14} step {step_s * 1e3:9.1f} ms  peak {peak / 2**20:9.1f} MiB  {batch / step_s:8.1f} img/s{cpu}",
@@ -207,9 +212,12 @@ def report(arch: str, ei: Result, bn: Result) -> bool:
     time_target, mem_target = TARGETS.get(arch, (float("inf"), float("inf")))
     ok_time, ok_mem = time_ratio <= time_target, mem_ratio <= mem_target
     cpu = f" [cpu time {ei.cpu_s / bn.cpu_s:.3f}]" if ei.cpu_s > 0 and bn.cpu_s > 0 else ""
+    rounds = sorted(e / b for e, b in zip(ei.steps_s, bn.steps_s))
     print(
         f"  {arch}: E-I/BN step time {time_ratio:.3f}{cpu} (target <= {time_target}: {'ok' if ok_time else 'MISSED'}), "
-        f"peak memory {mem_ratio:.3f} (target <= {mem_target}: {'ok' if ok_mem else 'MISSED'})",
+        f"peak memory {mem_ratio:.3f} (target <= {mem_target}: {'ok' if ok_mem else 'MISSED'})\n"
+        f"  {arch}: per-round E-I/BN step time ratios: median {statistics.median(rounds):.3f}, "
+        f"range {rounds[0]:.3f}-{rounds[-1]:.3f} over {len(rounds)} rounds",
         flush=True,
     )
     return ok_time and ok_mem

@@ -1,8 +1,10 @@
 /* eisnn CPU kernels: element-wise parts of the E-I integration and the multi-step LIF neuron,
  * forward and backward, each in one pass over memory.
  *
- * Compiled on first use by eisnn/functional/cpu_kernels.py (plain C, no PyTorch headers) and
- * called through ctypes on float32 buffers, each call on a range of samples or elements.
+ * Compiled on first use by eisnn/functional/cpu_kernels.py (plain C with OpenMP, no PyTorch
+ * headers) and called through ctypes on float32 buffers; `threads` OpenMP threads share the
+ * samples (E-I) or elements (LIF). With PyTorch's own libgomp already loaded, the kernels run
+ * on the same thread pool as PyTorch's operators.
  * Floating-point contraction is off (-ffp-contract=off) so that every operation rounds like the
  * PyTorch element-wise ops it replaces (functional/ei_fused.py, functional/lif.py): forward
  * results are bit-identical to them; only sums of the backward are reordered.
@@ -34,7 +36,8 @@
 #define EISNN_CLONES
 #endif
 
-#define BLOCK 256 /* elements processed together (vectorized), their H history kept on the stack */
+#define BLOCK 256      /* elements processed together (vectorized), their H history kept on the stack */
+#define MIN_PARALLEL 65536 /* fewer items than this run on one thread */
 
 enum { SURROGATE_SIGMOID = 0, SURROGATE_ARCTAN = 1 };
 enum { STABILIZE_NONE = 0, STABILIZE_EPSILON = 1, STABILIZE_ADAPTIVE = 2 };
@@ -58,7 +61,8 @@ static inline float stabilized(float d, int mode, float fill, float eps) {
 
 EISNN_CLONES void ei_forward_f32(const float *restrict i_ee, long ee_stride, float *restrict sub,
                                  const float *restrict div, const float *restrict g, const float *restrict b,
-                                 float *restrict row_min, long n, long e, long p, int mode, float eps) {
+                                 float *restrict row_min, long n, long e, long p, int mode, float eps, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (n * e * p >= MIN_PARALLEL)
     for (long s = 0; s < n; ++s) {
         float fill = mode == STABILIZE_ADAPTIVE ? row_min_f32(div + s * e * p, e * p) : 0.0f;
         row_min[s] = fill;
@@ -76,7 +80,8 @@ EISNN_CLONES void ei_forward_f32(const float *restrict i_ee, long ee_stride, flo
 EISNN_CLONES void ei_backward_f32(const float *restrict grad, const float *restrict i_ee, long ee_stride,
                                   const float *restrict sub, float *restrict div, float *restrict d_ee,
                                   const float *restrict g, const float *restrict row_min, float *restrict sum_g,
-                                  float *restrict sum_b, long n, long e, long p, int mode, float eps) {
+                                  float *restrict sum_b, long n, long e, long p, int mode, float eps, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (n * e * p >= MIN_PARALLEL)
     for (long s = 0; s < n; ++s) {
         for (long c = 0; c < e; ++c) {
             long off = (s * e + c) * p, ee_off = s * ee_stride + c * p;
@@ -122,11 +127,12 @@ static inline float integrate(float v, float x, float tau) {
     return tau == 2.0f ? x + 0.5f * v : (v - v / tau) + x;
 }
 
-/* Spikes of steps x [steps, m] for elements [0, count) of each step (pointers offset by the caller). */
-EISNN_CLONES void lif_forward_f32(const float *restrict x, float *restrict spikes, long steps, long m, long count,
-                                  float tau, float v_threshold) {
-    for (long start = 0; start < count; start += BLOCK) {
-        long width = count - start < BLOCK ? count - start : BLOCK;
+/* Spikes of the steps x [steps, m]. */
+EISNN_CLONES void lif_forward_f32(const float *restrict x, float *restrict spikes, long steps, long m, float tau,
+                                  float v_threshold, int threads) {
+#pragma omp parallel for num_threads(threads) schedule(static) if (m >= MIN_PARALLEL)
+    for (long start = 0; start < m; start += BLOCK) {
+        long width = m - start < BLOCK ? m - start : BLOCK;
         float v[BLOCK];
         for (long k = 0; k < width; ++k) v[k] = 0.0f;
         for (long t = 0; t < steps; ++t) {
@@ -163,14 +169,15 @@ static inline __attribute__((always_inline)) void backward_step(
     }
 }
 
-/* dL/dX from X and dL/dS (both [steps, m]), for elements [0, count) of each step. */
+/* dL/dX from X and dL/dS (both [steps, m]). */
 EISNN_CLONES void lif_backward_f32(const float *restrict x, const float *restrict grad_spikes, float *restrict grad_x,
-                                   long steps, long m, long count, float tau, float v_threshold, int surrogate,
-                                   float alpha, float arctan_scale) {
+                                   long steps, long m, float tau, float v_threshold, int surrogate, float alpha,
+                                   float arctan_scale, int threads) {
     long block = steps <= 64 ? BLOCK : 16;
-    float h[steps * block];
-    for (long start = 0; start < count; start += block) {
-        long width = count - start < block ? count - start : block;
+#pragma omp parallel for num_threads(threads) schedule(static) if (m >= MIN_PARALLEL)
+    for (long start = 0; start < m; start += block) {
+        long width = m - start < block ? m - start : block;
+        float h[steps * block];
         float v[BLOCK], grad_v[BLOCK];
         for (long k = 0; k < width; ++k) v[k] = 0.0f;
         for (long t = 0; t < steps; ++t) {

@@ -2,9 +2,9 @@
 LIF neuron (``cpu_kernels.c``).
 
 The C source is compiled on first use with the system C compiler (``$CC``, else ``cc``; plain
-C, about a second) into ``$EISNN_KERNEL_CACHE`` (default ``~/.cache/eisnn``), keyed by a hash of
-the source and flags and written atomically, and loaded with ``ctypes``. Samples are split over
-``torch.get_num_threads()`` threads (``ctypes`` releases the GIL). Where no compiler is found,
+C with OpenMP, about a second) into ``$EISNN_KERNEL_CACHE`` (default ``~/.cache/eisnn``), keyed
+by a hash of the source and flags and written atomically, and loaded with ``ctypes``; each call
+runs on ``torch.get_num_threads()`` OpenMP threads. Where no compiler is found,
 the build fails, or ``EISNN_CPU_KERNELS=0``, ``usable`` is false and ``functional.ei_fused`` and
 ``functional.lif`` run the same maths as PyTorch element-wise ops (one warning says why).
 
@@ -25,21 +25,18 @@ import subprocess
 import tempfile
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 SOURCE = Path(__file__).with_name("cpu_kernels.c")
-FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp-simd", "-fPIC", "-shared"]
+FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared"]
 SURROGATE_CODES = {"sigmoid": 0, "arctan": 1}
 STABILIZATION_CODES = {"none": 0, "epsilon": 1, "adaptive": 2}
 
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failed = False
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
 
 
 def _cache_dir() -> Path:
@@ -76,10 +73,11 @@ def _load() -> ctypes.CDLL | None:
             try:
                 library = ctypes.CDLL(str(_build(SOURCE.read_bytes())))
                 p, long, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_float
-                library.ei_forward_f32.argtypes = [p, long, p, p, p, p, p, long, long, long, ctypes.c_int, real]
-                library.ei_backward_f32.argtypes = [p, p, long, p, p, p, p, p, p, p, long, long, long, ctypes.c_int, real]
-                library.lif_forward_f32.argtypes = [p, p, long, long, long, real, real]
-                library.lif_backward_f32.argtypes = [p, p, p, long, long, long, real, real, ctypes.c_int, real, real]
+                integer = ctypes.c_int
+                library.ei_forward_f32.argtypes = [p, long, p, p, p, p, p, long, long, long, integer, real, integer]
+                library.ei_backward_f32.argtypes = [p, p, long, p, p, p, p, p, p, p, long, long, long, integer, real, integer]
+                library.lif_forward_f32.argtypes = [p, p, long, long, real, real, integer]
+                library.lif_backward_f32.argtypes = [p, p, p, long, long, real, real, integer, real, real, integer]
                 _library = library
             except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                 _failed = True
@@ -96,25 +94,8 @@ def usable(x: torch.Tensor) -> bool:
     return _load() is not None
 
 
-def _run(kernel, m: int, args_for, grain: int = 4096) -> None:
-    """Call ``kernel`` on ranges of ``m`` items (elements or samples) split over the intra-op
-    threads, at least ``grain`` items each; ``args_for(start, count)`` gives one range's arguments."""
-    global _pool, _pool_size
-    workers = max(1, min(torch.get_num_threads(), m // grain))
-    if workers == 1:
-        kernel(*args_for(0, m))
-        return
-    with _lock:
-        if _pool_size < workers:
-            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eisnn-kernel")
-            _pool_size = workers
-    bounds = [m * i // workers for i in range(workers + 1)]
-    for future in [_pool.submit(kernel, *args_for(a, b - a)) for a, b in zip(bounds, bounds[1:]) if b > a]:
-        future.result()
-
-
-def _ptr(t: torch.Tensor, offset: int = 0) -> int:
-    return t.data_ptr() + offset * t.element_size()
+def _ptr(t: torch.Tensor) -> int:
+    return t.data_ptr()
 
 
 def _sample_stride(t: torch.Tensor) -> int:
@@ -132,9 +113,8 @@ def ei_forward(i_ee: torch.Tensor, sub: torch.Tensor, div: torch.Tensor, g: torc
     stride = _sample_stride(i_ee)
     g, b = g.contiguous(), b.contiguous()
     row_min = sub.new_empty(n)
-    _run(_library.ei_forward_f32, n, lambda s, count: (
-        _ptr(i_ee, s * stride), stride, _ptr(sub, s * e * p), _ptr(div, s * e * p), _ptr(g), _ptr(b), _ptr(row_min, s),
-        count, e, p, STABILIZATION_CODES[mode], epsilon), grain=1)
+    _library.ei_forward_f32(_ptr(i_ee), stride, _ptr(sub), _ptr(div), _ptr(g), _ptr(b), _ptr(row_min), n, e, p,
+                            STABILIZATION_CODES[mode], epsilon, torch.get_num_threads())
     return row_min.view(n, 1, 1)
 
 
@@ -149,19 +129,15 @@ def ei_backward(grad: torch.Tensor, i_ee: torch.Tensor, sub: torch.Tensor, div: 
         raise ValueError("I_EE and its gradient must have the same layout")
     g, row_min = g.contiguous(), row_min.contiguous()
     sum_g, sum_b = sub.new_empty(n, e), sub.new_empty(n, e)
-    _run(_library.ei_backward_f32, n, lambda s, count: (
-        _ptr(grad, s * e * p), _ptr(i_ee, s * stride), stride, _ptr(sub, s * e * p), _ptr(div, s * e * p),
-        _ptr(d_ee, s * stride), _ptr(g), _ptr(row_min, s), _ptr(sum_g, s * e), _ptr(sum_b, s * e),
-        count, e, p, STABILIZATION_CODES[mode], epsilon), grain=1)
+    _library.ei_backward_f32(_ptr(grad), _ptr(i_ee), stride, _ptr(sub), _ptr(div), _ptr(d_ee), _ptr(g), _ptr(row_min),
+                             _ptr(sum_g), _ptr(sum_b), n, e, p, STABILIZATION_CODES[mode], epsilon, torch.get_num_threads())
     return sum_g.sum(0), sum_b.sum(0)
 
 
 def lif_forward(x: torch.Tensor, tau: float, v_threshold: float) -> torch.Tensor:
     """Spikes ``[T, ...]`` of the LIF over the contiguous float32 input ``x [T, ...]``."""
     spikes = torch.empty_like(x)
-    steps, m = x.shape[0], x[0].numel()
-    _run(_library.lif_forward_f32, m, lambda start, count: (
-        _ptr(x, start), _ptr(spikes, start), steps, m, count, tau, v_threshold))
+    _library.lif_forward_f32(_ptr(x), _ptr(spikes), x.shape[0], x[0].numel(), tau, v_threshold, torch.get_num_threads())
     return spikes
 
 
@@ -170,8 +146,6 @@ def lif_backward(x: torch.Tensor, grad_spikes: torch.Tensor, tau: float, v_thres
     """``dL/dX`` of the LIF from its input ``x`` and ``dL/dS`` (both contiguous float32 ``[T, ...]``)."""
     grad_spikes = grad_spikes.contiguous()
     grad_x = torch.empty_like(x)
-    steps, m = x.shape[0], x[0].numel()
-    _run(_library.lif_backward_f32, m, lambda start, count: (
-        _ptr(x, start), _ptr(grad_spikes, start), _ptr(grad_x, start), steps, m, count, tau, v_threshold,
-        SURROGATE_CODES[surrogate], alpha, math.pi / 2.0 * alpha))
+    _library.lif_backward_f32(_ptr(x), _ptr(grad_spikes), _ptr(grad_x), x.shape[0], x[0].numel(), tau, v_threshold,
+                              SURROGATE_CODES[surrogate], alpha, math.pi / 2.0 * alpha, torch.get_num_threads())
     return grad_x
