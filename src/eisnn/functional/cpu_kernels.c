@@ -14,9 +14,9 @@
  * 1 epsilon (q = div + eps), 2 adaptive (zeros of div replaced by the sample's smallest non-zero
  * entry, +inf when there is none):
  *
- *   forward:  out = g (I_EE - sub) / q + b                         (written over sub)
+ *   forward:  a = I_EE - sub (written over sub),  out = g a / q + b
  *   backward: dI_EE = g G / q,  div := g G a / q^2 (= -dL/d div, straight-through),
- *             sums over k of G a / q and of G                     (a = I_EE - sub)
+ *             sums over k of G a / q and of G
  *
  * LIF: the backward recomputes H from the input (nothing else is saved) and runs the surrogate
  * recurrence backwards in time, all in registers:
@@ -60,8 +60,9 @@ static inline float stabilized(float d, int mode, float fill, float eps) {
 }
 
 EISNN_CLONES void ei_forward_f32(const float *restrict i_ee, long ee_stride, float *restrict sub,
-                                 const float *restrict div, const float *restrict g, const float *restrict b,
-                                 float *restrict row_min, long n, long e, long p, int mode, float eps, int threads) {
+                                 const float *restrict div, float *restrict out, const float *restrict g,
+                                 const float *restrict b, float *restrict row_min, long n, long e, long p, int mode,
+                                 float eps, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static) if (n * e * p >= MIN_PARALLEL)
     for (long s = 0; s < n; ++s) {
         float fill = mode == STABILIZE_ADAPTIVE ? row_min_f32(div + s * e * p, e * p) : 0.0f;
@@ -69,30 +70,34 @@ EISNN_CLONES void ei_forward_f32(const float *restrict i_ee, long ee_stride, flo
         for (long c = 0; c < e; ++c) {
             long off = (s * e + c) * p;
             const float *restrict ie = i_ee + s * ee_stride + c * p, *restrict dc = div + off;
-            float *restrict sc = sub + off;
+            float *restrict sc = sub + off, *restrict oc = out + off;
             float gc = g[c], bc = b[c];
 #pragma omp simd
-            for (long k = 0; k < p; ++k) sc[k] = gc * (ie[k] - sc[k]) / stabilized(dc[k], mode, fill, eps) + bc;
+            for (long k = 0; k < p; ++k) {
+                float a = ie[k] - sc[k];
+                sc[k] = a;
+                oc[k] = gc * a / stabilized(dc[k], mode, fill, eps) + bc;
+            }
         }
     }
 }
 
-EISNN_CLONES void ei_backward_f32(const float *restrict grad, const float *restrict i_ee, long ee_stride,
-                                  const float *restrict sub, float *restrict div, float *restrict d_ee,
-                                  const float *restrict g, const float *restrict row_min, float *restrict sum_g,
-                                  float *restrict sum_b, long n, long e, long p, int mode, float eps, int threads) {
+EISNN_CLONES void ei_backward_f32(const float *restrict grad, const float *restrict a, float *restrict div,
+                                  float *restrict d_ee, long ee_stride, const float *restrict g,
+                                  const float *restrict row_min, float *restrict sum_g, float *restrict sum_b, long n,
+                                  long e, long p, int mode, float eps, int threads) {
 #pragma omp parallel for num_threads(threads) schedule(static) if (n * e * p >= MIN_PARALLEL)
     for (long s = 0; s < n; ++s) {
         for (long c = 0; c < e; ++c) {
-            long off = (s * e + c) * p, ee_off = s * ee_stride + c * p;
-            const float *restrict gr = grad + off, *restrict ie = i_ee + ee_off, *restrict sc = sub + off;
-            float *restrict dc = div + off, *restrict ec = d_ee + ee_off;
+            long off = (s * e + c) * p;
+            const float *restrict gr = grad + off, *restrict ac = a + off;
+            float *restrict dc = div + off, *restrict ec = d_ee + s * ee_stride + c * p;
             float gc = g[c], fill = row_min[s], acc_g = 0.0f, acc_b = 0.0f;
 #pragma omp simd reduction(+ : acc_g, acc_b)
             for (long k = 0; k < p; ++k) {
                 float q = stabilized(dc[k], mode, fill, eps);
                 float gq = gr[k] / q;
-                float prod = gq * (ie[k] - sc[k]);
+                float prod = gq * ac[k];
                 ec[k] = gc * gq;
                 dc[k] = gc * prod / q;
                 acc_g += prod;

@@ -8,7 +8,7 @@ runs on ``torch.get_num_threads()`` OpenMP threads. Where no compiler is found,
 the build fails, or ``EISNN_CPU_KERNELS=0``, ``usable`` is false and ``functional.ei_fused`` and
 ``functional.lif`` run the same maths as PyTorch element-wise ops (one warning says why).
 
-    ei_forward:    out = g (I_EE - sub) / stabilize(div) + b              (bit-identical to PyTorch)
+    ei_forward:    a = I_EE - sub, out = g a / stabilize(div) + b        (bit-identical to PyTorch)
     ei_backward:   dI_EE = g G / q, g G a / q^2 (= -dL/d div), sums of G a / q and of G
     lif_forward:   spikes of X [T, ...]                                   (bit-identical to PyTorch)
     lif_backward:  dL/dX from X and dL/dS (H recomputed, nothing saved but X)
@@ -74,8 +74,8 @@ def _load() -> ctypes.CDLL | None:
                 library = ctypes.CDLL(str(_build(SOURCE.read_bytes())))
                 p, long, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_float
                 integer = ctypes.c_int
-                library.ei_forward_f32.argtypes = [p, long, p, p, p, p, p, long, long, long, integer, real, integer]
-                library.ei_backward_f32.argtypes = [p, p, long, p, p, p, p, p, p, p, long, long, long, integer, real, integer]
+                library.ei_forward_f32.argtypes = [p, long, p, p, p, p, p, p, long, long, long, integer, real, integer]
+                library.ei_backward_f32.argtypes = [p, p, p, p, long, p, p, p, p, long, long, long, integer, real, integer]
                 library.lif_forward_f32.argtypes = [p, p, long, long, real, real, integer]
                 library.lif_backward_f32.argtypes = [p, p, p, long, long, real, real, integer, real, real, integer]
                 _library = library
@@ -106,31 +106,27 @@ def _sample_stride(t: torch.Tensor) -> int:
 
 
 def ei_forward(i_ee: torch.Tensor, sub: torch.Tensor, div: torch.Tensor, g: torch.Tensor, b: torch.Tensor,
-               mode: str, epsilon: float) -> torch.Tensor:
-    """``sub := g (I_EE - sub) / stabilize(div) + b`` (``sub, div`` contiguous ``[N, n_E, P]``, ``I_EE``
-    a channel slice); returns the adaptive mode's row minima ``[N, 1, 1]`` (zeros otherwise)."""
+               mode: str, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sub := a = I_EE - sub`` and ``out = g a / stabilize(div) + b`` (``sub, div`` contiguous
+    ``[N, n_E, P]``, ``I_EE`` a channel slice); returns ``out`` and the adaptive mode's row minima
+    ``[N, 1, 1]`` (zeros otherwise)."""
     n, e, p = sub.shape
-    stride = _sample_stride(i_ee)
-    g, b = g.contiguous(), b.contiguous()
-    row_min = sub.new_empty(n)
-    _library.ei_forward_f32(_ptr(i_ee), stride, _ptr(sub), _ptr(div), _ptr(g), _ptr(b), _ptr(row_min), n, e, p,
-                            STABILIZATION_CODES[mode], epsilon, torch.get_num_threads())
-    return row_min.view(n, 1, 1)
+    out, row_min = torch.empty_like(sub), sub.new_empty(n)
+    _library.ei_forward_f32(_ptr(i_ee), _sample_stride(i_ee), _ptr(sub), _ptr(div), _ptr(out), _ptr(g.contiguous()),
+                            _ptr(b.contiguous()), _ptr(row_min), n, e, p, STABILIZATION_CODES[mode], epsilon,
+                            torch.get_num_threads())
+    return out, row_min.view(n, 1, 1)
 
 
-def ei_backward(grad: torch.Tensor, i_ee: torch.Tensor, sub: torch.Tensor, div: torch.Tensor, d_ee: torch.Tensor,
-                g: torch.Tensor, row_min: torch.Tensor, mode: str, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``d_ee := g G / q`` and ``div := g G a / q^2`` with ``a = I_EE - sub`` (``grad, sub, div``
-    contiguous ``[N, n_E, P]``; ``I_EE, d_ee`` channel slices of one layout); returns the sums over
-    samples and positions of ``G a / q`` and of ``G``."""
-    n, e, p = sub.shape
-    stride = _sample_stride(i_ee)
-    if _sample_stride(d_ee) != stride:
-        raise ValueError("I_EE and its gradient must have the same layout")
-    g, row_min = g.contiguous(), row_min.contiguous()
-    sum_g, sum_b = sub.new_empty(n, e), sub.new_empty(n, e)
-    _library.ei_backward_f32(_ptr(grad), _ptr(i_ee), stride, _ptr(sub), _ptr(div), _ptr(d_ee), _ptr(g), _ptr(row_min),
-                             _ptr(sum_g), _ptr(sum_b), n, e, p, STABILIZATION_CODES[mode], epsilon, torch.get_num_threads())
+def ei_backward(grad: torch.Tensor, a: torch.Tensor, div: torch.Tensor, d_ee: torch.Tensor, g: torch.Tensor,
+                row_min: torch.Tensor, mode: str, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``d_ee := g G / q`` and ``div := g G a / q^2`` (``grad, a, div`` contiguous ``[N, n_E, P]``,
+    ``d_ee`` a channel slice); returns the sums over samples and positions of ``G a / q`` and of ``G``."""
+    n, e, p = a.shape
+    sum_g, sum_b = a.new_empty(n, e), a.new_empty(n, e)
+    _library.ei_backward_f32(_ptr(grad), _ptr(a), _ptr(div), _ptr(d_ee), _sample_stride(d_ee), _ptr(g.contiguous()),
+                             _ptr(row_min.contiguous()), _ptr(sum_g), _ptr(sum_b), n, e, p, STABILIZATION_CODES[mode],
+                             epsilon, torch.get_num_threads())
     return sum_g.sum(0), sum_b.sum(0)
 
 

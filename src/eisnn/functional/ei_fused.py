@@ -6,11 +6,11 @@ in one convolution. From them, per position::
     sub   = W_EI @ I_I,   div = (W_EI diag(g_I)) @ I_I
     I_int = g_E * (I_EE - sub) / stabilize(div) + b_E
 
-The forward works in place in the buffers of the two products and saves only the stacked
-currents (which the layer computed anyway) and one row minimum per sample; the backward
-recomputes the products and derives every gradient from them, reusing their buffers. The
-element-wise part is one pass of a C kernel on float32 CPU tensors (``cpu_kernels``), else
-PyTorch ops that round the same way:
+The forward saves the balanced current ``a = I_EE - sub`` (in the buffer of ``sub``), a copy of
+``I_I`` and one row minimum per sample: as much memory as the stacked currents, which are then
+freed. The backward recomputes ``div`` only and derives every gradient from it, reusing its
+buffer. The element-wise part is one pass of a C kernel on float32 CPU tensors
+(``cpu_kernels``), else PyTorch ops that round the same way:
 
     G_q   = G / q                      (q = stabilize(div), G = dL/dI_int)
     dI_EE = g_E * G_q = -d sub,   d div = -g_E * G_q * (I_EE - sub) / q   (straight-through)
@@ -72,57 +72,49 @@ def _stabilize_(div: torch.Tensor, mode: str, epsilon: float, row_min: torch.Ten
     return row_min
 
 
-def _products(c3: torch.Tensor, w_ei: torch.Tensor, w_gi: torch.Tensor, n_e: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(sub, div) = (W_EI @ I_I, W_EI diag(g_I) @ I_I)`` (not yet stabilized) as fresh contiguous tensors."""
-    i_i = c3[:, n_e:]
-    return _mix(w_ei.to(c3.dtype), i_i), _mix(w_gi.to(c3.dtype), i_i)
-
-
 def _kernel_usable(c3: torch.Tensor) -> bool:
     """The CPU kernels take the stacked currents as contiguous float32 ``[N, C, P]``."""
     return c3.is_contiguous() and cpu_kernels.usable(c3)
 
 
 class _EIIntegrate(torch.autograd.Function):
-    """``g_E * (I_EE - sub) / q + b_E`` from the stacked currents, saving the currents only."""
+    """``g_E * (I_EE - sub) / q + b_E`` from the stacked currents, saving ``a = I_EE - sub`` and ``I_I``."""
 
     @staticmethod
     def forward(ctx, currents, w_ei, w_gi, g_e, b_e, n_excitatory: int, mode: str, epsilon: float):  # type: ignore[override]
         shape = currents.shape
         c3 = currents.reshape(shape[0], shape[1], -1)
-        i_ee = c3[:, :n_excitatory]
-        sub, div = _products(c3, w_ei, w_gi, n_excitatory)
-        g, b = g_e.to(c3.dtype), b_e.to(c3.dtype)
+        dtype = c3.dtype
+        i_ee, i_i = c3[:, :n_excitatory], c3[:, n_excitatory:].contiguous()
+        sub, div = _mix(w_ei.to(dtype), i_i), _mix(w_gi.to(dtype), i_i)
+        g, b = g_e.to(dtype), b_e.to(dtype)
         ctx.kernel = _kernel_usable(c3)
         if ctx.kernel:
-            row_min = cpu_kernels.ei_forward(i_ee, sub, div, g, b, mode, epsilon)
+            out, row_min = cpu_kernels.ei_forward(i_ee, sub, div, g, b, mode, epsilon)
         else:
             row_min = _stabilize_(div, mode, epsilon)
-            torch.sub(i_ee, sub, out=sub).mul_(g.view(1, -1, 1))
-            torch.addcdiv(b.view(1, -1, 1), sub, div, out=sub)
-        ctx.save_for_backward(currents, w_ei, w_gi, g_e, row_min)
-        ctx.n_excitatory, ctx.mode, ctx.epsilon = n_excitatory, mode, epsilon
-        return sub.view(shape[0], n_excitatory, *shape[2:])
+            out = torch.mul(torch.sub(i_ee, sub, out=sub), g.view(1, -1, 1))
+            torch.addcdiv(b.view(1, -1, 1), out, div, out=out)
+        ctx.save_for_backward(sub, i_i, w_ei, w_gi, g_e, row_min)
+        ctx.shape, ctx.mode, ctx.epsilon = shape, mode, epsilon
+        return out.view(shape[0], n_excitatory, *shape[2:])
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        currents, w_ei, w_gi, g_e, row_min = ctx.saved_tensors
-        n_e, mode = ctx.n_excitatory, ctx.mode
-        shape = currents.shape
-        c3 = currents.reshape(shape[0], shape[1], -1)
-        dtype = c3.dtype
-        w_ei_c, w_gi_c, g = w_ei.to(dtype), w_gi.to(dtype), g_e.to(dtype)
-        i_ee, i_i = c3[:, :n_e], c3[:, n_e:]
-        sub, div = _products(c3, w_ei, w_gi, n_e)
-        grad = grad_out.reshape(shape[0], n_e, -1)
-        grad_currents = torch.empty_like(c3)
+        a, i_i, w_ei, w_gi, g_e, row_min = ctx.saved_tensors
+        shape, mode = ctx.shape, ctx.mode
+        n_e = a.shape[1]
+        w_ei_c, w_gi_c, g = w_ei.to(a.dtype), w_gi.to(a.dtype), g_e.to(a.dtype)
+        div = _mix(w_gi_c, i_i)
+        grad = grad_out.reshape(a.shape)
+        grad_currents = a.new_empty(shape[0], shape[1], a.shape[2])
         grad_ee = grad_currents[:, :n_e]
         if ctx.kernel:
-            grad_g_e, grad_b_e = cpu_kernels.ei_backward(grad.contiguous().to(dtype), i_ee, sub, div, grad_ee, g, row_min, mode, ctx.epsilon)
+            grad_g_e, grad_b_e = cpu_kernels.ei_backward(grad.contiguous().to(a.dtype), a, div, grad_ee, g, row_min, mode, ctx.epsilon)
         else:
             _stabilize_(div, mode, ctx.epsilon, row_min)
             grad_ee.copy_(grad).div_(div)  # G / q
-            product = torch.sub(i_ee, sub, out=sub).mul_(grad_ee)  # G/q * (I_EE - sub)
+            product = torch.mul(a, grad_ee)  # G/q * (I_EE - sub)
             grad_g_e, grad_b_e = product.sum(dim=(0, 2)), grad.sum(dim=(0, 2))
             torch.div(product.mul_(g.view(1, -1, 1)), div, out=div)
             grad_ee.mul_(g.view(1, -1, 1))  # dI_EE = -d sub
