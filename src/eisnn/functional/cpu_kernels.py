@@ -81,7 +81,8 @@ def _load() -> ctypes.CDLL | None:
                 _library = library
             except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                 _failed = True
-                warnings.warn(f"eisnn: CPU kernels unavailable ({error}); the E-I layers use PyTorch element-wise ops", stacklevel=3)
+                warnings.warn(f"eisnn: CPU kernels unavailable ({error}); the LIF and E-I layers run as PyTorch operations",
+                              stacklevel=3)
     return _library
 
 
@@ -92,10 +93,6 @@ def usable(x: torch.Tensor) -> bool:
     if torch.compiler.is_compiling() or not x.is_contiguous() or x.dim() < 1:
         return False
     return _load() is not None
-
-
-def _ptr(t: torch.Tensor) -> int:
-    return t.data_ptr()
 
 
 def _sample_stride(t: torch.Tensor) -> int:
@@ -111,9 +108,10 @@ def ei_forward(i_ee: torch.Tensor, sub: torch.Tensor, div: torch.Tensor, g: torc
     ``[N, n_E, P]``, ``I_EE`` a channel slice); returns ``out`` and the adaptive mode's row minima
     ``[N, 1, 1]`` (zeros otherwise)."""
     n, e, p = sub.shape
+    g, b = g.contiguous(), b.contiguous()
     out, row_min = torch.empty_like(sub), sub.new_empty(n)
-    _library.ei_forward_f32(_ptr(i_ee), _sample_stride(i_ee), _ptr(sub), _ptr(div), _ptr(out), _ptr(g.contiguous()),
-                            _ptr(b.contiguous()), _ptr(row_min), n, e, p, STABILIZATION_CODES[mode], epsilon,
+    _library.ei_forward_f32(i_ee.data_ptr(), _sample_stride(i_ee), sub.data_ptr(), div.data_ptr(), out.data_ptr(),
+                            g.data_ptr(), b.data_ptr(), row_min.data_ptr(), n, e, p, STABILIZATION_CODES[mode], epsilon,
                             torch.get_num_threads())
     return out, row_min.view(n, 1, 1)
 
@@ -123,17 +121,19 @@ def ei_backward(grad: torch.Tensor, a: torch.Tensor, div: torch.Tensor, d_ee: to
     """``d_ee := g G / q`` and ``div := g G a / q^2`` (``grad, a, div`` contiguous ``[N, n_E, P]``,
     ``d_ee`` a channel slice); returns the sums over samples and positions of ``G a / q`` and of ``G``."""
     n, e, p = a.shape
+    g, row_min = g.contiguous(), row_min.contiguous()
     sum_g, sum_b = a.new_empty(n, e), a.new_empty(n, e)
-    _library.ei_backward_f32(_ptr(grad), _ptr(a), _ptr(div), _ptr(d_ee), _sample_stride(d_ee), _ptr(g.contiguous()),
-                             _ptr(row_min.contiguous()), _ptr(sum_g), _ptr(sum_b), n, e, p, STABILIZATION_CODES[mode],
-                             epsilon, torch.get_num_threads())
+    _library.ei_backward_f32(grad.data_ptr(), a.data_ptr(), div.data_ptr(), d_ee.data_ptr(), _sample_stride(d_ee),
+                             g.data_ptr(), row_min.data_ptr(), sum_g.data_ptr(), sum_b.data_ptr(), n, e, p,
+                             STABILIZATION_CODES[mode], epsilon, torch.get_num_threads())
     return sum_g.sum(0), sum_b.sum(0)
 
 
 def lif_forward(x: torch.Tensor, tau: float, v_threshold: float) -> torch.Tensor:
     """Spikes ``[T, ...]`` of the LIF over the contiguous float32 input ``x [T, ...]``."""
     spikes = torch.empty_like(x)
-    _library.lif_forward_f32(_ptr(x), _ptr(spikes), x.shape[0], x[0].numel(), tau, v_threshold, torch.get_num_threads())
+    _library.lif_forward_f32(x.data_ptr(), spikes.data_ptr(), x.shape[0], x[0].numel(), tau, v_threshold,
+                             torch.get_num_threads())
     return spikes
 
 
@@ -142,6 +142,6 @@ def lif_backward(x: torch.Tensor, grad_spikes: torch.Tensor, tau: float, v_thres
     """``dL/dX`` of the LIF from its input ``x`` and ``dL/dS`` (both contiguous float32 ``[T, ...]``)."""
     grad_spikes = grad_spikes.contiguous()
     grad_x = torch.empty_like(x)
-    _library.lif_backward_f32(_ptr(x), _ptr(grad_spikes), _ptr(grad_x), x.shape[0], x[0].numel(), tau, v_threshold,
-                              SURROGATE_CODES[surrogate], alpha, math.pi / 2.0 * alpha, torch.get_num_threads())
+    _library.lif_backward_f32(x.data_ptr(), grad_spikes.data_ptr(), grad_x.data_ptr(), x.shape[0], x[0].numel(), tau,
+                              v_threshold, SURROGATE_CODES[surrogate], alpha, math.pi / 2.0 * alpha, torch.get_num_threads())
     return grad_x
