@@ -137,3 +137,14 @@ def test_bf16_autocast_trains() -> None:
     spikes.float().sum().backward()
     for p in layer.parameters():
         assert p.grad is not None and p.grad.dtype == p.dtype and torch.isfinite(p.grad).all()
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_fused_node_does_not_keep_the_stacked_currents(batch: int) -> None:
+    """The node saves ``I_EE - sub`` and a copy of ``I_I``, so the convolution's output can be
+    freed: no saved tensor shares its storage (also with one sample, where ``I_I`` is contiguous)."""
+    currents, w_ei, g_i, g_e, b_e = _ei_inputs((3, 4), torch.float32)
+    currents = currents[:batch].detach().clone().requires_grad_()
+    out = EF.ei_integrate_currents(currents, E, w_ei, g_i, g_e, b_e)
+    saved = [t.untyped_storage().data_ptr() for t in out.grad_fn.saved_tensors]
+    assert len(saved) == 6 and currents.untyped_storage().data_ptr() not in saved

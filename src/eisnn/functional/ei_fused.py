@@ -85,7 +85,7 @@ class _EIIntegrate(torch.autograd.Function):
         shape = currents.shape
         c3 = currents.reshape(shape[0], shape[1], -1)
         dtype = c3.dtype
-        i_ee, i_i = c3[:, :n_excitatory], c3[:, n_excitatory:].contiguous()
+        i_ee, i_i = c3[:, :n_excitatory], c3[:, n_excitatory:].clone(memory_format=torch.contiguous_format)  # frees the currents
         sub, div = _mix(w_ei.to(dtype), i_i), _mix(w_gi.to(dtype), i_i)
         g, b = g_e.to(dtype), b_e.to(dtype)
         ctx.kernel = _kernel_usable(c3)
