@@ -29,15 +29,16 @@ from . import cpu_kernels
 from .ei import STABILIZATIONS, ei_integrate_eager
 
 
-def _mix(w: torch.Tensor, x: torch.Tensor, add_to: torch.Tensor | None = None) -> torch.Tensor:
-    """``W @ x`` at every position for ``x [N, n_I, P]`` (plus ``add_to [N, rows(W), P]`` if given),
-    as a fresh contiguous ``[N, rows(W), P]``: one batched product, no layout copies."""
-    n = x.shape[0]
+def _mix(w: torch.Tensor, x: torch.Tensor, accumulate: torch.Tensor | None = None) -> torch.Tensor:
+    """``W @ x`` at every position for ``x [N, n_I, P]`` as a fresh contiguous ``[N, rows(W), P]``
+    (one batched product, no layout copies); or, given ``accumulate``, added to it in place."""
     if x.shape[2] == 1:
-        out = x[:, :, 0] @ w.t() if add_to is None else torch.addmm(add_to[:, :, 0], x[:, :, 0], w.t())
-        return out.unsqueeze(2)
-    batched = w.expand(n, *w.shape)
-    return torch.bmm(batched, x) if add_to is None else torch.baddbmm(add_to, batched, x)
+        if accumulate is None:
+            return (x[:, :, 0] @ w.t()).unsqueeze(2)
+        accumulate[:, :, 0].addmm_(x[:, :, 0], w.t())
+        return accumulate
+    batched = w.expand(x.shape[0], *w.shape)
+    return torch.bmm(batched, x) if accumulate is None else accumulate.baddbmm_(batched, x)
 
 
 def _mix_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -119,7 +120,7 @@ class _EIIntegrate(torch.autograd.Function):
             torch.div(product.mul_(g.view(1, -1, 1)), div, out=div)
             grad_ee.mul_(g.view(1, -1, 1))  # dI_EE = -d sub
         minus_grad_div = div  # g G (I_EE - sub) / q^2 = -dL/d div (straight-through)
-        grad_currents[:, n_e:] = _mix(-w_gi_c.t(), minus_grad_div, add_to=_mix(-w_ei_c.t(), grad_ee))
+        grad_currents[:, n_e:] = _mix(-w_gi_c.t(), minus_grad_div, accumulate=_mix(-w_ei_c.t(), grad_ee))
         return (
             grad_currents.view(shape),
             (-_mix_weight_grad(i_i, grad_ee)).to(w_ei.dtype),
