@@ -46,6 +46,15 @@ def test_kernels_match_the_pytorch_loop(tau: float, surrogate: str, shape: tuple
     torch.testing.assert_close(g_kernel, g_loop, rtol=1e-5, atol=4.0 * 2.0**-23 * float(grad.abs().max()))
 
 
+def test_very_long_sequences_keep_their_history_on_the_heap(monkeypatch) -> None:
+    """T > 16384: one element per block, its whole H history in a heap buffer."""
+    x = torch.rand(17000, 2, generator=torch.Generator().manual_seed(2)) * 1.6
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    (s_kernel, g_kernel), (s_loop, g_loop) = _run_both(x, grad, monkeypatch)
+    assert torch.equal(s_kernel, s_loop)
+    torch.testing.assert_close(g_kernel, g_loop, rtol=1e-5, atol=4.0 * 2.0**-23 * float(grad.abs().max()))
+
+
 def test_kernels_match_float64_reference(monkeypatch) -> None:
     """Both float32 implementations are as close to the float64 eager LIF as each other."""
     gen = torch.Generator().manual_seed(1)

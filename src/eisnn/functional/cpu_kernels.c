@@ -28,6 +28,7 @@
  * within 2 ulp) or the arctan surrogate (a/2) / (1 + (pi/2 a u)^2).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -174,35 +175,45 @@ static inline __attribute__((always_inline)) void backward_step(
     }
 }
 
-/* dL/dX from X and dL/dS (both [steps, m]). */
-EISNN_CLONES void lif_backward_f32(const float *restrict x, const float *restrict grad_spikes, float *restrict grad_x,
-                                   long steps, long m, float tau, float v_threshold, int surrogate, float alpha,
-                                   float arctan_scale, int threads) {
-    long block = steps <= 64 ? BLOCK : 16;
-#pragma omp parallel for num_threads(threads) schedule(static) if (m >= MIN_PARALLEL)
-    for (long start = 0; start < m; start += block) {
-        long width = m - start < block ? m - start : block;
-        float h[steps * block];
-        float v[BLOCK], grad_v[BLOCK];
-        for (long k = 0; k < width; ++k) v[k] = 0.0f;
-        for (long t = 0; t < steps; ++t) {
-            const float *restrict xt = x + t * m + start;
-            float *restrict ht = h + t * block;
+/* dL/dX from X and dL/dS (both [steps, m]). Each thread keeps the H history of one block of
+ * elements (at most 16384 floats, or `steps` floats when steps > 16384) in a heap buffer.
+ * Returns 0, or 1 when that buffer cannot be allocated (grad_x is then incomplete). */
+EISNN_CLONES int lif_backward_f32(const float *restrict x, const float *restrict grad_spikes, float *restrict grad_x,
+                                  long steps, long m, float tau, float v_threshold, int surrogate, float alpha,
+                                  float arctan_scale, int threads) {
+    long block = steps <= 64 ? BLOCK : (steps >= 16384 ? 1 : 16384 / steps);
+    int failed = 0;
+#pragma omp parallel num_threads(threads) if (m >= MIN_PARALLEL) reduction(| : failed)
+    {
+        float *h = malloc(sizeof(float) * (size_t)(steps * block));
+        failed = h == NULL;
+#pragma omp for schedule(static)
+        for (long start = 0; start < m; start += block) {
+            if (h == NULL) continue;
+            long width = m - start < block ? m - start : block;
+            float v[BLOCK], grad_v[BLOCK];
+            for (long k = 0; k < width; ++k) v[k] = 0.0f;
+            for (long t = 0; t < steps; ++t) {
+                const float *restrict xt = x + t * m + start;
+                float *restrict ht = h + t * block;
 #pragma omp simd
-            for (long k = 0; k < width; ++k) {
-                float hk = integrate(v[k], xt[k], tau);
-                ht[k] = hk;
-                v[k] = hk - v_threshold * (hk >= v_threshold ? 1.0f : 0.0f);
+                for (long k = 0; k < width; ++k) {
+                    float hk = integrate(v[k], xt[k], tau);
+                    ht[k] = hk;
+                    v[k] = hk - v_threshold * (hk >= v_threshold ? 1.0f : 0.0f);
+                }
+            }
+            for (long k = 0; k < width; ++k) grad_v[k] = 0.0f;
+            for (long t = steps - 1; t >= 0; --t) {
+                const float *ht = h + t * block, *gs = grad_spikes + t * m + start;
+                float *gx = grad_x + t * m + start;
+                if (surrogate == SURROGATE_SIGMOID)
+                    backward_step(ht, gs, gx, grad_v, width, tau, v_threshold, 1, alpha, arctan_scale);
+                else
+                    backward_step(ht, gs, gx, grad_v, width, tau, v_threshold, 0, alpha, arctan_scale);
             }
         }
-        for (long k = 0; k < width; ++k) grad_v[k] = 0.0f;
-        for (long t = steps - 1; t >= 0; --t) {
-            const float *ht = h + t * block, *gs = grad_spikes + t * m + start;
-            float *gx = grad_x + t * m + start;
-            if (surrogate == SURROGATE_SIGMOID)
-                backward_step(ht, gs, gx, grad_v, width, tau, v_threshold, 1, alpha, arctan_scale);
-            else
-                backward_step(ht, gs, gx, grad_v, width, tau, v_threshold, 0, alpha, arctan_scale);
-        }
+        free(h);
     }
+    return failed;
 }

@@ -78,6 +78,7 @@ def _load() -> ctypes.CDLL | None:
                 library.ei_backward_f32.argtypes = [p, p, p, p, long, p, p, p, p, long, long, long, integer, real, integer]
                 library.lif_forward_f32.argtypes = [p, p, long, long, real, real, integer]
                 library.lif_backward_f32.argtypes = [p, p, p, long, long, real, real, integer, real, real, integer]
+                library.lif_backward_f32.restype = integer
                 _library = library
             except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                 _failed = True
@@ -142,6 +143,9 @@ def lif_backward(x: torch.Tensor, grad_spikes: torch.Tensor, tau: float, v_thres
     """``dL/dX`` of the LIF from its input ``x`` and ``dL/dS`` (both contiguous float32 ``[T, ...]``)."""
     grad_spikes = grad_spikes.contiguous()
     grad_x = torch.empty_like(x)
-    _library.lif_backward_f32(x.data_ptr(), grad_spikes.data_ptr(), grad_x.data_ptr(), x.shape[0], x[0].numel(), tau,
-                              v_threshold, SURROGATE_CODES[surrogate], alpha, math.pi / 2.0 * alpha, torch.get_num_threads())
+    failed = _library.lif_backward_f32(x.data_ptr(), grad_spikes.data_ptr(), grad_x.data_ptr(), x.shape[0], x[0].numel(),
+                                       tau, v_threshold, SURROGATE_CODES[surrogate], alpha, math.pi / 2.0 * alpha,
+                                       torch.get_num_threads())
+    if failed:
+        raise MemoryError(f"LIF backward: no memory for the membrane history of {x.shape[0]} steps")
     return grad_x
