@@ -43,12 +43,12 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("EISNN_KERNEL_CACHE") or Path.home() / ".cache" / "eisnn")
 
 
-def _build(source: bytes) -> Path:
-    """Compile ``source`` unless a library of the same source and flags is cached; returns its path."""
+def _build() -> Path:
+    """Compile ``SOURCE`` unless a library of the same source and flags is cached; returns its path."""
     compiler = os.environ.get("CC") or "cc"
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r} on PATH")
-    digest = hashlib.sha256(source + " ".join([compiler, *FLAGS]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join([compiler, *FLAGS]).encode()).hexdigest()[:16]
     target = _cache_dir() / f"cpu_kernels-{digest}.so"
     if target.exists():
         return target
@@ -71,7 +71,7 @@ def _load() -> ctypes.CDLL | None:
     with _lock:
         if _library is None and not _failed:
             try:
-                library = ctypes.CDLL(str(_build(SOURCE.read_bytes())))
+                library = ctypes.CDLL(str(_build()))
                 p, long, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_float
                 integer = ctypes.c_int
                 library.ei_forward_f32.argtypes = [p, long, p, p, p, p, p, p, long, long, long, integer, real, integer]

@@ -73,11 +73,6 @@ def _stabilize_(div: torch.Tensor, mode: str, epsilon: float, row_min: torch.Ten
     return row_min
 
 
-def _kernel_usable(c3: torch.Tensor) -> bool:
-    """The CPU kernels take the stacked currents as contiguous float32 ``[N, C, P]``."""
-    return c3.is_contiguous() and cpu_kernels.usable(c3)
-
-
 class _EIIntegrate(torch.autograd.Function):
     """``g_E * (I_EE - sub) / q + b_E`` from the stacked currents, saving ``a = I_EE - sub`` and ``I_I``."""
 
@@ -89,7 +84,7 @@ class _EIIntegrate(torch.autograd.Function):
         i_ee, i_i = c3[:, :n_excitatory], c3[:, n_excitatory:].clone(memory_format=torch.contiguous_format)  # frees the currents
         sub, div = _mix(w_ei.to(dtype), i_i), _mix(w_gi.to(dtype), i_i)
         g, b = g_e.to(dtype), b_e.to(dtype)
-        ctx.kernel = _kernel_usable(c3)
+        ctx.kernel = cpu_kernels.usable(c3)  # contiguous float32 [N, C, P] on the CPU
         if ctx.kernel:
             out, row_min = cpu_kernels.ei_forward(i_ee, sub, div, g, b, mode, epsilon)
         else:
