@@ -3,7 +3,9 @@
 For every architecture, both twins are built from the registry, initialized (E-I Init on the
 benchmark batch for the E-I model) and trained on one fixed random batch with SGD (momentum 0.9,
 weight decay 5e-4; Dale's projection after each step for the E-I model). One training step is
-``zero_grad -> forward -> cross-entropy -> backward -> optimizer step``. Reported per model:
+``zero_grad -> forward -> cross-entropy -> backward -> optimizer step``. On CPU, glibc's malloc
+first keeps freed memory for reuse (``eisnn.allocator``, as for every ``eisnn`` command;
+``EISNN_RETAIN_MEMORY=0`` keeps its defaults). Reported per model:
 
 - the median wall time of ``--steps`` warm steps (after ``--warmup`` steps), the twins taking
   turns step by step; on CPU also the median process CPU time (less sensitive to other load on
@@ -34,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import dale
+from .allocator import retain_freed_memory
 from .init import ei_init
 from .models import create_model
 
@@ -223,13 +226,14 @@ def report(arch: str, ei: Result, bn: Result) -> bool:
     return ok_time and ok_mem
 
 
-def run_all(args: argparse.Namespace, device: torch.device) -> int:
+def run_all(args: argparse.Namespace, device: torch.device, retained: bool = False) -> int:
     """Measure every architecture of ``args.models`` and print the report; returns the exit status."""
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads"
     print(
         f"eisnn bench: torch {torch.__version__}, {where}, T={args.T}, {args.image_size}x{args.image_size}, "
         f"{args.dtype}{', channels-last' if args.channels_last else ''}{', compiled' if args.compile else ''}, "
-        f"median of {args.steps} steps after {args.warmup} warm-up",
+        f"median of {args.steps} steps after {args.warmup} warm-up"
+        f"{', freed memory retained' if retained and device.type == 'cpu' else ''}",
         flush=True,
     )
     all_ok = True
@@ -287,10 +291,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"eisnn bench: error: {problem}", file=sys.stderr)
         return 2
     device = torch.device(args.device)
+    retained = retain_freed_memory()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
-        return run_all(args, device)
+        return run_all(args, device, retained)
     finally:
         torch.set_num_threads(previous_threads)
 

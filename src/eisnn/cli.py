@@ -208,7 +208,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from eisnn.allocator import retain_freed_memory
+
     args = build_parser().parse_args(argv)
+    retain_freed_memory()
     try:
         return COMMANDS[args.command].run(args)
     except _user_errors() as exc:
