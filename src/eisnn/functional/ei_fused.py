@@ -29,15 +29,24 @@ from . import cpu_kernels
 from .ei import STABILIZATIONS, ei_integrate_eager
 
 
+FLAT_POSITIONS = 4  # up to this many positions per sample, one product over all (sample, position)
+# pairs beats N products only that many columns wide (2.3x on [512, 128] x [128, 128 * 4], 2 threads)
+
+
 def _mix(w: torch.Tensor, x: torch.Tensor, accumulate: torch.Tensor | None = None) -> torch.Tensor:
     """``W @ x`` at every position for ``x [N, n_I, P]`` as a fresh contiguous ``[N, rows(W), P]``
-    (one batched product, no layout copies); or, given ``accumulate``, added to it in place."""
-    if x.shape[2] == 1:
+    (one batched product, no layout copies; with few positions one flat product); or, given
+    ``accumulate``, added to it in place."""
+    n, k, positions = x.shape
+    if positions == 1:
         if accumulate is None:
             return (x[:, :, 0] @ w.t()).unsqueeze(2)
         accumulate[:, :, 0].addmm_(x[:, :, 0], w.t())
         return accumulate
-    batched = w.expand(x.shape[0], *w.shape)
+    if positions <= FLAT_POSITIONS:
+        flat = (w @ x.transpose(0, 1).reshape(k, n * positions)).view(w.shape[0], n, positions).transpose(0, 1)
+        return flat.contiguous() if accumulate is None else accumulate.add_(flat)
+    batched = w.expand(n, *w.shape)
     return torch.bmm(batched, x) if accumulate is None else accumulate.baddbmm_(batched, x)
 
 
