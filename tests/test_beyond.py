@@ -79,7 +79,7 @@ def test_spiking_inhibition_init_uses_the_i_population_output():
     # the paper's W_IE (same draws), rescaled so that E[I_I] = threshold; W_EI = (E[paper I_I] / E[s_I]) / n_I
     paper = EILinear(30, 24)
     eisnn.ei_init(paper, x, generator=torch.Generator().manual_seed(5))
-    paper_mean = (x @ paper.w_ie.t()).double().mean()
+    paper_mean = (x @ paper.w_ie.detach().t()).double().mean()
     torch.testing.assert_close(layer.w_ie, paper.w_ie.detach() * float(1.0 / paper_mean))
     i_i = x @ layer.w_ie.t()
     torch.testing.assert_close(i_i.double().mean(), torch.tensor(1.0, dtype=torch.float64))
