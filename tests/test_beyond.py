@@ -81,7 +81,7 @@ def test_spiking_inhibition_init_uses_the_i_population_output():
     eisnn.ei_init(paper, x, generator=torch.Generator().manual_seed(5))
     paper_mean = (x @ paper.w_ie.detach().t()).double().mean()
     torch.testing.assert_close(layer.w_ie, paper.w_ie.detach() * float(1.0 / paper_mean))
-    i_i = x @ layer.w_ie.t()
+    i_i = x @ layer.w_ie.detach().t()
     torch.testing.assert_close(i_i.double().mean(), torch.tensor(1.0, dtype=torch.float64))
     rate = lif_multistep_eager(i_i.view(T, B, -1)).double().mean()
     balance = paper_mean / rate
