@@ -134,7 +134,7 @@ def test_reparam_keeps_dale_without_projection_clamp_projects():
         for name in eisnn.nn.DALE_PARAMETERS:
             assert bool((getattr(layer, name) >= 0).all()), (policy, name)
         if policy == "reparam":
-            assert float(layer.parametrizations.w_ee.original.min()) < 0  # the free parameter did go negative
+            assert float(layer.parametrizations.w_ee.original.detach().min()) < 0  # the free parameter did go negative
 
 
 # --- recurrent E-I layer ------------------------------------------------------------------------
