@@ -174,7 +174,7 @@ def test_recurrent_layer_equals_explicit_time_loop(inhibitory):
         s, v = _lif(current, v)
         rows.append(s)
     torch.testing.assert_close(out, torch.stack(rows))
-    assert out.shape == (T, B, n_h) and 0 < float(out.mean()) < 1
+    assert out.shape == (T, B, n_h) and 0 < float(out.detach().mean()) < 1
     out.sum().backward()
     assert layer.w_ee.grad[:, n_in:].abs().sum() > 0  # the recurrent weights learn
 
