@@ -17,6 +17,7 @@ from typing import Callable
 
 import torch
 
+from eisnn.allocator import retain_freed_memory
 from eisnn.functional import lif_multistep_eager, lif_multistep_fused
 
 
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    retain_freed_memory()  # as the eisnn command does (EISNN_RETAIN_MEMORY=0: glibc's defaults)
     torch.set_num_threads(args.threads)
     x = (torch.rand(args.shape, generator=torch.Generator().manual_seed(0)) * 1.5).requires_grad_()
     grad = torch.rand(args.shape, generator=torch.Generator().manual_seed(1))
