@@ -29,7 +29,7 @@ def _glibc() -> ctypes.CDLL | None:
     """This process's C library when it is glibc, else ``None``."""
     try:
         libc = ctypes.CDLL(None)
-    except OSError:
+    except (OSError, TypeError):  # TypeError: Windows has no handle for the process itself
         return None
     if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
         return None
