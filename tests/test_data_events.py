@@ -1,7 +1,6 @@
 """Event datasets: Gesture segmentation, CIFAR10-DVS split, the frame cache, and the emulator end to end."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -145,11 +144,8 @@ def test_cifar10_dvs_split_twenty_files_per_class(tmp_path):
 @pytest.fixture(scope="module")
 def digits_dvs_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("digits_dvs")
-    start = time.perf_counter()
     create_dataset("digits_dvs", root, train=True, T=4)
     create_dataset("digits_dvs", root, train=False, T=4, augment=False)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 45, f"generating + caching digits_dvs took {elapsed:.1f} s"
     return root
 
 

@@ -13,7 +13,8 @@ import json
 import re
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Mapping
+from contextlib import contextmanager
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -159,8 +160,8 @@ def _infer_resnet(state: Mapping[str, torch.Tensor]) -> int:
     raise ReferenceFormatError(f"{style} blocks per stage {counts} match no ResNet of {sorted(RESNET_PLANS)}")
 
 
-def _build(state: Mapping[str, torch.Tensor], config: dict[str, Any]) -> tuple[nn.Module, bool]:
-    """An eisnn model of the architecture the reference state dict describes."""
+def _build(state: Mapping[str, torch.Tensor], config: dict[str, Any], dtype: torch.dtype) -> tuple[nn.Module, bool]:
+    """An eisnn model of the architecture the reference state dict describes, its parameters in ``dtype``."""
     if config.get("light_classifier") is False:
         raise ReferenceFormatError("only the light classifier (one E-I readout layer) is supported")
     options = {
@@ -183,21 +184,35 @@ def _build(state: Mapping[str, torch.Tensor], config: dict[str, Any]) -> tuple[n
         name = f"ei_resnet{depth}"
     else:
         raise ReferenceFormatError("unrecognized reference checkpoint: neither 'layers.<i>.*' (VGG) nor 'conv1.*' (ResNet) keys")
-    model = create_model(name, state[readout].shape[0], state[first].shape[1], T, **options)
+    with _default_dtype(dtype):
+        model = create_model(name, state[readout].shape[0], state[first].shape[1], T, **options)
     return model, temporal
 
 
-def load_reference(source: Any, config: dict[str, Any] | None = None) -> nn.Module:
+@contextmanager
+def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Build modules with ``dtype`` as torch's default floating-point type, then restore it."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def load_reference(source: Any, config: dict[str, Any] | None = None, *, dtype: torch.dtype | None = None) -> nn.Module:
     """Build the eisnn model matching a reference checkpoint, load its weights, mark it initialized.
 
     ``source``: a reference state dict, a training checkpoint dict (``model_state_dict`` +
     ``config``), or a path to a ``.pth``/``.pt``/``.safetensors`` file or to a folder holding
     ``model.safetensors`` and ``config.json``. ``config`` overrides the stored config (``T``,
     ``ei_ratio``, ``neuron.tau``, ``dropout``); architecture and sizes are read from the weights.
+    ``dtype``: the floating-point type of the parameters (default: torch's default dtype); the
+    weights are converted to it. The reference's own recordings are float64 (see the parity tests).
     """
     state, stored = _read_source(source)
     merged = {**stored, **(config or {})}
-    model, temporal = _build(state, merged)
+    model, temporal = _build(state, merged, dtype or torch.get_default_dtype())
     mapping = _key_map(model, temporal)
     expected = {ref for ref, _ in mapping.values()}
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
