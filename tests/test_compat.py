@@ -21,7 +21,7 @@ def _input(name: str, temporal: bool) -> torch.Tensor:
 def _reference_like(name: str, temporal: bool = False) -> tuple[torch.nn.Module, dict]:
     model = create_model(name, 11 if temporal else 10, 2 if temporal else 3, 4)
     eisnn.ei_init(model, _input(name, temporal))
-    return model, dict(to_reference(model, temporal_input=temporal))
+    return model, dict(to_reference(model))
 
 
 @pytest.mark.parametrize("name,temporal", [("ei_vgg11", False), ("ei_vgg8", True), ("ei_resnet18", False)])
@@ -71,3 +71,86 @@ def test_unknown_architecture_and_missing_folder(tmp_path):
         load_reference(tmp_path)
     with pytest.raises(ReferenceFormatError, match="light classifier"):
         load_reference({"layers.2.conv_ee.weight": torch.zeros(64, 3, 3, 3)}, {"light_classifier": False})
+
+
+# ------------------------------------------------ VGG layout: event frames vs static input
+
+VGG8_PLAN = (64, "P", 128, "P", 256, "P", 512, "P", 512, "P")  # SPEC section 6
+
+
+def _reference_vgg_keys(plan: tuple, event_frames: bool) -> set[str]:
+    """The reference VGG's parameter keys, by enumerating its flat sequential (SPEC section 8):
+    a time module at the front (repeat + merge for static input, merge only for event frames),
+    then conv, norm, split-time, LIF, dropout, merge-time per conv unit, a pooling, the flatten,
+    the readout linear and its norm."""
+    modules = ["merge"] if event_frames else ["repeat", "merge"]
+    for item in plan:
+        modules += ["pool"] if item == "P" else ["conv", "norm", "split", "lif", "dropout", "merge"]
+    modules += ["flatten", "linear", "norm"]
+    params = {"conv": ("conv_ee.weight", "conv_ie.weight"), "linear": ("weight_ee", "weight_ie"),
+              "norm": ("weight_ei", "gain_i", "gain_e", "bias")}
+    return {f"layers.{i}.{p}" for i, m in enumerate(modules) for p in params.get(m, ())}
+
+
+def _frames(T: int = 2) -> torch.Tensor:
+    return torch.rand(2, T, 2, 32, 32)
+
+
+def _event_vgg8() -> torch.nn.Module:
+    model = create_model("ei_vgg8", 11, 2, 2)
+    eisnn.ei_init(model, _frames())
+    return model
+
+
+def test_event_vgg_exports_the_event_layout_however_made():
+    initialized = _event_vgg8()
+    reloaded = create_model("ei_vgg8", 11, 2, 2)
+    reloaded.load_state_dict(initialized.state_dict())
+    loaded = load_reference(to_reference(initialized), {"T": 2})
+    expected = _reference_vgg_keys(VGG8_PLAN, event_frames=True)
+    for model in (initialized, reloaded, loaded):
+        keys = set(to_reference(model))
+        assert keys == expected and "layers.2.gain_i" in keys and "layers.3.gain_i" not in keys
+
+
+def test_static_vgg_exports_the_static_layout_even_when_later_given_frames():
+    model = create_model("ei_vgg8", 10, 2, 2)
+    eisnn.ei_init(model, torch.rand(2, 2, 32, 32))
+    model(_frames())  # frames after the E-I Init do not change what the model was made for
+    keys = set(to_reference(model))
+    assert keys == _reference_vgg_keys(VGG8_PLAN, event_frames=False) and "layers.3.gain_i" in keys
+    assert set(to_reference(load_reference(to_reference(model), {"T": 2}))) == keys
+
+
+def test_event_vgg_round_trip_is_exact():
+    model = _event_vgg8().eval()
+    state = to_reference(model)
+    loaded = load_reference(state, {"T": 2}).eval()
+    back = to_reference(loaded)
+    assert list(back) == list(state) and all(torch.equal(back[k], state[k]) for k in state)
+    x = _frames()
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+
+
+def test_trainer_builds_vgg_for_its_dataset_input_form():
+    from eisnn.train.config import load_config
+    from eisnn.train.factory import build_model
+
+    def build(dataset: str) -> torch.nn.Module:
+        options = ["model=ei_vgg8", f"dataset={dataset}", "T=2", "init=standard"]
+        return build_model(load_config(None, options))
+
+    event, static = build("digits_dvs"), build("cifar10")
+    assert set(to_reference(event)) == _reference_vgg_keys(VGG8_PLAN, event_frames=True)
+    assert set(to_reference(static)) == _reference_vgg_keys(VGG8_PLAN, event_frames=False)
+
+
+def test_state_dict_without_event_frames_keeps_the_built_input_form():
+    old = {k: v for k, v in _event_vgg8().state_dict().items() if k != "event_frames"}
+    as_static = create_model("ei_vgg8", 11, 2, 2)
+    as_event = create_model("ei_vgg8", 11, 2, 2, event_frames=True)
+    as_static.load_state_dict(old)  # strict: a missing event_frames is no error
+    as_event.load_state_dict(old)
+    assert not bool(as_static.event_frames) and bool(as_event.event_frames)
+    assert "layers.2.gain_i" in to_reference(as_event)
+    assert "layers.3.gain_i" in to_reference(as_static)

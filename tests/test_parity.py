@@ -36,7 +36,7 @@ def _eager_currents(currents, n_excitatory, w_ei, g_i, g_e, b_e, **options):
 
 def _ours_by_reference_name(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
     params = dict(model.named_parameters())
-    return {ref: params[ours] for ours, (ref, _) in _key_map(model, False).items()}
+    return {ref: params[ours] for ours, (ref, _) in _key_map(model).items()}
 
 
 @pytest.fixture(scope="module", params=["eager", "fused"])

@@ -4,7 +4,8 @@ The reference keeps each E-I layer as two modules: ``<conv>`` with ``conv_ee/con
 linear ``weight_ee/weight_ie``) and the next ``<norm>`` with ``weight_ei, gain_i, gain_e, bias``
 (shaped ``[n,1,1]`` after a conv, ``[1,n]`` after the readout linear). VGG modules are indexed in
 one flat sequential that starts with a time-dim module (two for static input) and counts 6
-modules per conv unit, 1 per pooling and 1 for the flatten.
+modules per conv unit, 1 per pooling and 1 for the flatten; which start a VGG has is its
+``event_frames`` buffer.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def _layer_keys(layer: EILayer, conv: str, norm: str) -> dict[str, tuple[str, tu
     }
 
 
-def _vgg_prefixes(model: VGG, temporal_input: bool) -> list[tuple[str, str]]:
-    index = 1 if temporal_input else 2
+def _vgg_prefixes(model: VGG) -> list[tuple[str, str]]:
+    """``(conv, norm)`` reference prefixes of each E-I layer; event frames need one module fewer."""
+    index = 1 if bool(model.event_frames) else 2
     prefixes = []
     for item in model.plan:
         if item == POOL:
@@ -78,10 +80,10 @@ def _resnet_prefixes(model: ResNet) -> list[tuple[str, str]]:
     return prefixes
 
 
-def _key_map(model: nn.Module, temporal_input: bool) -> dict[str, tuple[str, tuple[int, ...]]]:
+def _key_map(model: nn.Module) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Our state-dict key -> (reference key, reference shape) for every E-I parameter."""
     if isinstance(model, VGG):
-        prefixes = _vgg_prefixes(model, temporal_input)
+        prefixes = _vgg_prefixes(model)
     elif isinstance(model, ResNet):
         prefixes = _resnet_prefixes(model)
     else:
@@ -96,16 +98,16 @@ def _key_map(model: nn.Module, temporal_input: bool) -> dict[str, tuple[str, tup
     return mapping
 
 
-def to_reference(model: nn.Module, temporal_input: bool | None = None) -> "OrderedDict[str, torch.Tensor]":
+def to_reference(model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
     """The model's E-I parameters under the reference's key names and shapes (a pure re-keying).
 
-    ``temporal_input``: the reference VGG built for event frames has one module fewer at the front;
-    by default, what ``load_reference`` found for this model (else static input).
+    A VGG whose ``event_frames`` buffer is set (built for event frames, E-I-initialized from
+    frames, or loaded from an event-frame reference) gets the reference's event-frame layout.
     """
-    if temporal_input is None:
-        temporal_input = getattr(model, "reference_temporal_input", False)
     ours = model.state_dict()
-    return OrderedDict((ref, ours[key].detach().reshape(shape)) for key, (ref, shape) in _key_map(model, temporal_input).items())
+    return OrderedDict(
+        (ref, ours[key].detach().reshape(shape)) for key, (ref, shape) in _key_map(model).items()
+    )
 
 
 # ---------------------------------------------------------------- reading a reference checkpoint
@@ -160,7 +162,7 @@ def _infer_resnet(state: Mapping[str, torch.Tensor]) -> int:
     raise ReferenceFormatError(f"{style} blocks per stage {counts} match no ResNet of {sorted(RESNET_PLANS)}")
 
 
-def _build(state: Mapping[str, torch.Tensor], config: dict[str, Any], dtype: torch.dtype) -> tuple[nn.Module, bool]:
+def _build(state: Mapping[str, torch.Tensor], config: dict[str, Any], dtype: torch.dtype) -> nn.Module:
     """An eisnn model of the architecture the reference state dict describes, its parameters in ``dtype``."""
     if config.get("light_classifier") is False:
         raise ReferenceFormatError("only the light classifier (one E-I readout layer) is supported")
@@ -171,7 +173,7 @@ def _build(state: Mapping[str, torch.Tensor], config: dict[str, Any], dtype: tor
     }
     T = int(config.get("T", 4))
     if any(k.startswith("layers.") for k in state):
-        depth, temporal = _infer_vgg(state)
+        depth, options["event_frames"] = _infer_vgg(state)
         first = next(k for k in sorted(state, key=lambda k: int(k.split(".")[1])) if k.endswith("conv_ee.weight"))
         readout = max((k for k in state if k.endswith(".weight_ee")), key=lambda k: int(k.split(".")[1]))
         last_width = [c for c in VGG_PLANS[depth] if c != POOL][-1]
@@ -179,14 +181,13 @@ def _build(state: Mapping[str, torch.Tensor], config: dict[str, Any], dtype: tor
         options["image_size"] = max(1, spatial) * 2 ** VGG_PLANS[depth].count(POOL)
         name = f"ei_vgg{depth}"
     elif "conv1.conv_ee.weight" in state:
-        depth, temporal = _infer_resnet(state), False
+        depth = _infer_resnet(state)
         first, readout = "conv1.conv_ee.weight", "fc.weight_ee"
         name = f"ei_resnet{depth}"
     else:
         raise ReferenceFormatError("unrecognized reference checkpoint: neither 'layers.<i>.*' (VGG) nor 'conv1.*' (ResNet) keys")
     with _default_dtype(dtype):
-        model = create_model(name, state[readout].shape[0], state[first].shape[1], T, **options)
-    return model, temporal
+        return create_model(name, state[readout].shape[0], state[first].shape[1], T, **options)
 
 
 @contextmanager
@@ -212,8 +213,8 @@ def load_reference(source: Any, config: dict[str, Any] | None = None, *, dtype: 
     """
     state, stored = _read_source(source)
     merged = {**stored, **(config or {})}
-    model, temporal = _build(state, merged, dtype or torch.get_default_dtype())
-    mapping = _key_map(model, temporal)
+    model = _build(state, merged, dtype or torch.get_default_dtype())
+    mapping = _key_map(model)
     expected = {ref for ref, _ in mapping.values()}
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
@@ -226,5 +227,4 @@ def load_reference(source: Any, config: dict[str, Any] | None = None, *, dtype: 
     model.load_state_dict(ours)
     for _, layer in ei_layers(model):
         layer._set_initialized(True)
-    model.reference_temporal_input = temporal
     return model

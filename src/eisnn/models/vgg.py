@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import nn
 
+from ..init import is_initialized
 from .blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
 from .kinds import LayerKind
 
@@ -18,7 +22,13 @@ VGG_PLANS: dict[int, tuple[int | str, ...]] = {
 
 class VGG(SpikingNetwork):
     """``plan`` lists output channels of each 3x3 conv unit and ``"P"`` for pooling; then flatten and
-    the readout (the paper's light classifier). ``width`` scales every channel count."""
+    the readout (the paper's light classifier). ``width`` scales every channel count.
+
+    ``event_frames``: the network is meant for event frames ``[B, T, C, H, W]``. It changes no
+    computation (every network takes both input forms); it is the buffer ``event_frames`` of the
+    state dict, which selects the reference's event-frame key layout in ``eisnn.compat``. It is
+    also set by an E-I Init from frames (the forward of an uninitialized E-I stem).
+    """
 
     def __init__(
         self,
@@ -31,8 +41,10 @@ class VGG(SpikingNetwork):
         width: float = 1.0,
         dropout: float = 0.0,
         neuron: NeuronOptions = NeuronOptions(),
+        event_frames: bool = False,
     ) -> None:
         super().__init__(T)
+        self.register_buffer("event_frames", torch.tensor(bool(event_frames)))
         self.plan = plan
         units: list[nn.Module] = []
         channels, size = in_channels, image_size
@@ -49,3 +61,18 @@ class VGG(SpikingNetwork):
         self.stem = units[0]
         self.body = nn.Sequential(*units[1:])
         self.head = nn.Sequential(PerStep(nn.Flatten()), PerStep(kind.readout(channels * size * size, num_classes)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from_frames = x.dim() == self.static_dims + 1 and not is_initialized(self.stem)
+        out = super().forward(x)
+        if from_frames:  # E-I Init from event frames: an event-frame network
+            self.event_frames.fill_(True)
+        return out
+
+    def _load_from_state_dict(  # type: ignore[override]
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        """A state dict from before ``event_frames`` existed keeps the value this network was
+        built with (static input unless built with ``event_frames=True``)."""
+        state_dict.setdefault(prefix + "event_frames", self.event_frames.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

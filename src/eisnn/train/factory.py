@@ -55,17 +55,21 @@ def image_size(cfg: TrainConfig) -> int:
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
-    """``create_model`` with the dataset's classes/channels and the config's model options."""
+    """``create_model`` with the dataset's classes/channels and the config's model options; a VGG
+    for an event dataset is marked ``event_frames`` (its reference layout, ``eisnn.compat``)."""
     from eisnn.data import dataset_info
-    from eisnn.models import create_model
+    from eisnn.models import VGG, create_model
 
     info = dataset_info(cfg.dataset)
     kwargs = {**cfg.model_kwargs(), "image_size": image_size(cfg)}
     try:
-        return create_model(cfg.model, num_classes=info.num_classes, in_channels=info.in_channels,
-                            T=cfg.T, **kwargs)
+        model = create_model(cfg.model, num_classes=info.num_classes, in_channels=info.in_channels,
+                             T=cfg.T, **kwargs)
     except ValueError as err:  # an option the architecture rejects, e.g. too small an image
         raise ConfigError(f"model {cfg.model}: {err}") from None
+    if isinstance(model, VGG):
+        model.event_frames.fill_(info.is_event)
+    return model
 
 
 def build_dataset(cfg: TrainConfig, train: bool) -> Dataset:
