@@ -73,7 +73,8 @@ def _damage(raw: bytes, how: str) -> bytes:
 
 
 @pytest.mark.parametrize("how", ["truncated", "header length beyond the file", "corrupted header",
-                                 "offsets beyond the data", "byte count does not fit dtype and shape"])
+                                 "offsets beyond the data",
+                                 "byte count does not fit dtype and shape"])
 @pytest.mark.parametrize("folder", [False, True], ids=["file", "folder"])
 def test_damaged_safetensors_is_a_one_line_error_naming_the_file(tmp_path, how, folder):
     _, state = _reference_like("ei_vgg8")
