@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 import eisnn
-from eisnn.compat import ReferenceFormatError, load_reference, load_safetensors, to_reference
+from eisnn.compat import ReferenceFormatError, load_reference, to_reference
 from eisnn.models import create_model
 
 
@@ -44,14 +44,47 @@ def test_formats_round_trip(tmp_path, name, temporal):
         assert list(back) == list(state) and all(torch.equal(back[k], state[k]) for k in state)
 
 
-def test_safetensors_reader_matches_writer(tmp_path):
-    tensors = {"a": torch.randn(3, 4), "b": torch.arange(6, dtype=torch.int64).reshape(2, 3), "c": torch.randn(5).to(torch.bfloat16)}
-    save_file(tensors, str(tmp_path / "t.safetensors"))
-    loaded = load_safetensors(tmp_path / "t.safetensors")
-    assert set(loaded) == set(tensors) and all(torch.equal(loaded[k], tensors[k]) for k in tensors)
-    (tmp_path / "bad.safetensors").write_bytes((tmp_path / "t.safetensors").read_bytes()[:-8])
-    with pytest.raises(ValueError, match="bad.safetensors.*truncated"):
-        load_safetensors(tmp_path / "bad.safetensors")
+def test_lone_safetensors_file_round_trips(tmp_path):
+    _, state = _reference_like("ei_vgg8")
+    path = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    back = to_reference(load_reference(path))
+    assert list(back) == list(state) and all(torch.equal(back[k], state[k]) for k in state)
+
+
+def _damage(raw: bytes, how: str) -> bytes:
+    """A ``.safetensors`` file's bytes damaged one way: ``raw`` is 8 bytes of header length
+    (little-endian u64), the JSON header, then the tensor data."""
+    size = int.from_bytes(raw[:8], "little")
+    header, data = json.loads(raw[8 : 8 + size]), raw[8 + size :]
+    first = next(name for name in header if name != "__metadata__")
+    if how == "truncated":
+        return raw[: len(raw) - 8]
+    if how == "header length beyond the file":
+        return (len(raw) * 2).to_bytes(8, "little") + raw[8:]
+    if how == "corrupted header":
+        return raw[:8] + b"#" + raw[9:]
+    if how == "offsets beyond the data":
+        header[first]["data_offsets"][1] = len(data) + 64
+    elif how == "byte count does not fit dtype and shape":
+        header[first]["shape"] = [header[first]["shape"][0] + 1, *header[first]["shape"][1:]]
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + data
+
+
+@pytest.mark.parametrize("how", ["truncated", "header length beyond the file", "corrupted header",
+                                 "offsets beyond the data",
+                                 "byte count does not fit dtype and shape"])
+@pytest.mark.parametrize("folder", [False, True], ids=["file", "folder"])
+def test_damaged_safetensors_is_a_one_line_error_naming_the_file(tmp_path, how, folder):
+    _, state = _reference_like("ei_vgg8")
+    path = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    path.write_bytes(_damage(path.read_bytes(), how))
+    with pytest.raises(ReferenceFormatError) as info:
+        load_reference(tmp_path if folder else path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
 
 
 def test_mismatched_keys_are_listed():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import random
 
 import numpy as np
@@ -11,21 +13,23 @@ import torch
 from eisnn.train import checkpoint as ckpt
 
 
-def test_crash_during_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+def test_a_failed_write_keeps_the_previous_checkpoint_and_names_the_file(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
     model = torch.nn.Linear(3, 2)
     ckpt.save_checkpoint(path, model=model, config={"T": 4}, epoch=1)
     before = path.read_bytes()
 
-    def torn_save(obj, f, *args, **kwargs):
+    def disk_full(obj, f, *args, **kwargs):
         f.write(b"half a checkpoint")
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(torch, "save", torn_save)
+    monkeypatch.setattr(torch, "save", disk_full)
     with torch.no_grad():
         model.weight.add_(1.0)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ckpt.CheckpointError) as info:
         ckpt.save_checkpoint(path, model=model, config={"T": 4}, epoch=2)
+    assert str(info.value) == (f"cannot write checkpoint {path}: {os.strerror(errno.ENOSPC)}; "
+                               "the previous last.pt is unchanged")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
     assert ckpt.load_checkpoint(path)["epoch"] == 1
@@ -49,7 +53,7 @@ def test_checkpoint_round_trip_with_rng_states(tmp_path):
 def test_damaged_or_foreign_files_are_named(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00not a checkpoint")
-    with pytest.raises(ckpt.CheckpointError, match="cannot read checkpoint .*bad.pt"):
+    with pytest.raises(ckpt.CheckpointError, match="cannot read .*bad.pt"):
         ckpt.load_checkpoint(bad)
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)

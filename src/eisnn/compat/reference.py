@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 import torch
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from ..init import ei_layers
@@ -25,7 +26,6 @@ from ..models import ResNet, VGG, create_model
 from ..models.vgg import POOL, VGG_PLANS
 from ..models.resnet import RESNET_PLANS
 from ..nn.ei import EILayer
-from .safetensors_io import load_safetensors
 
 _VGG_MODULES_PER_UNIT = 6  # conv, norm, split-time, LIF, dropout, merge-time
 
@@ -113,6 +113,22 @@ def to_reference(model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
 # ---------------------------------------------------------------- reading a reference checkpoint
 
 
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a ``.safetensors`` file, read one by one through ``safe_open``.
+
+    ``safe_open`` memory-maps the file and validates the whole header first (length within the
+    file, JSON, known dtypes, each tensor's offsets inside the data and ``end - begin`` equal to
+    its element count times its dtype size), so memory holds at most the tensors themselves,
+    never an extra copy of the file. A damaged file raises :class:`ReferenceFormatError`.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            return {name: file.get_tensor(name) for name in file.keys()}
+    except SafetensorError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ReferenceFormatError(f"{path}: not a readable safetensors file ({reason})") from None
+
+
 def _read_source(source: Any) -> tuple[Mapping[str, torch.Tensor], dict[str, Any]]:
     """``(state_dict, config)`` from a state dict, a training checkpoint, or a path to either / a folder."""
     if isinstance(source, (str, Path)):
@@ -122,11 +138,11 @@ def _read_source(source: Any) -> tuple[Mapping[str, torch.Tensor], dict[str, Any
             if not weights.is_file():
                 raise FileNotFoundError(f"{path}: expected a folder with model.safetensors and config.json")
             config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-            return load_safetensors(weights), config
+            return _read_safetensors(weights), config
         if not path.is_file():
             raise FileNotFoundError(f"reference checkpoint not found: {path}")
         if path.suffix == ".safetensors":
-            return load_safetensors(path), {}
+            return _read_safetensors(path), {}
         source = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(source, Mapping):
         raise ReferenceFormatError(f"cannot read a reference checkpoint from a {type(source).__name__}")

@@ -1,12 +1,16 @@
 """Checkpoints written atomically: a temporary file in the same folder, fsync, then rename.
 
-A crash at any moment leaves either the previous file or the new one, never a torn file.
+A crash at any moment leaves either the previous file or the new one, never a torn file; a failed
+write (a full disk) removes the temporary file and leaves the previous checkpoint as it was.
+Reading verifies the CRC-32 of every record of the zip archive that ``torch.save`` writes, which
+``torch.load`` does not check, so a flipped bit in the weights is an error, not other weights.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +21,30 @@ FORMAT = "eisnn-checkpoint"
 VERSION = 1
 
 
+ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of a zip archive (torch.save's format since 1.6)
+
+
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read or is not an eisnn checkpoint (names the path)."""
+    """A checkpoint that cannot be read or written, or is no eisnn checkpoint; names the path."""
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` through a temporary file and ``os.replace``."""
+    """``torch.save`` to ``path`` through a temporary file in the same folder, flushed and
+    fsynced, then ``os.replace``; on failure the temporary file is removed and an ``OSError``
+    becomes a :class:`CheckpointError` naming ``path`` and the reason."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
             torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        kept = f"the previous {path.name} is unchanged" if path.exists() else "nothing was written"
+        reason = exc.strerror or _reason(exc)
+        raise CheckpointError(f"cannot write checkpoint {path}: {reason}; {kept}") from exc
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
@@ -80,15 +93,54 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: dict[st
     atomic_save(payload, path)
 
 
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type where the message is empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _verify_zip(path: Path) -> None:
+    """Read every record of a zip-format torch file once, so that :mod:`zipfile` checks its
+    CRC-32; a truncated or damaged archive raises :class:`CheckpointError`. A file that does not
+    start as a zip (torch's legacy format, or no torch file at all) is left to ``torch.load``;
+    records stored without a CRC (``compute_crc32=False`` in torch's save config) are skipped."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+                return
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.CRC == 0:
+                    continue
+                with archive.open(info) as record:
+                    while record.read(1 << 20):
+                        pass
+    except OSError as exc:
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except Exception as exc:  # zipfile raises BadZipFile, EOFError, UnicodeDecodeError, ...
+        reason = _reason(exc)
+        raise CheckpointError(f"cannot read {path}: truncated or damaged ({reason})") from None
+
+
+def read_torch_file(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load`` (tensors and plain containers only) of a file whose zip records were
+    verified first; a damaged or foreign file raises :class:`CheckpointError` naming it."""
+    path = Path(path)
+    _verify_zip(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except EOFError:
+        raise CheckpointError(f"cannot read {path}: the file ends early (truncated)") from None
+    except Exception as exc:  # torch raises many kinds for damaged or foreign files
+        raise CheckpointError(f"cannot read {path}: {_reason(exc)}") from None
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read an eisnn checkpoint; any other or damaged file raises :class:`CheckpointError`."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a damaged file
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}".splitlines()[0]) from None
+    payload = read_torch_file(path, map_location)
     if not is_checkpoint(payload):
         raise CheckpointError(f"{path} is not an eisnn checkpoint (no '{FORMAT}' format tag)")
     return payload

@@ -15,10 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from eisnn.train.checkpoint import CheckpointError, is_checkpoint, save_checkpoint
+from eisnn.train.checkpoint import is_checkpoint, read_torch_file, save_checkpoint
 from eisnn.train.config import ConfigError, TrainConfig, from_dict, parse_override
 
 # reference dataset names, lower-cased with non-alphanumerics removed -> eisnn dataset names
@@ -41,14 +40,6 @@ def reference_config(source: str | Path | dict[str, Any]) -> dict[str, Any]:
         return {}
     payload = read_torch_file(path)
     return dict(payload.get("config") or {}) if isinstance(payload, dict) else {}
-
-
-def read_torch_file(path: Path) -> Any:
-    """``torch.load`` (tensors and plain containers only); a bad file raises naming its path."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for damaged or foreign files
-        raise CheckpointError(f"cannot read {path}: {str(exc).splitlines()[0]}") from None
 
 
 def config_from_reference(ref: dict[str, Any], overrides: Iterable[str] = ()) -> TrainConfig:
