@@ -10,19 +10,18 @@ import pytest
 import torch
 
 from eisnn import functional as EF
-from eisnn.functional import cpu_kernels, lif
+from eisnn.functional import cpu_kernels
+from eisnn.functional.tiers import select_tier
 
 pytestmark = pytest.mark.skipif(not cpu_kernels.usable(torch.zeros(1)), reason="no C compiler: the kernels cannot be built")
 
 
-def _run_both(x: torch.Tensor, grad: torch.Tensor, monkeypatch: pytest.MonkeyPatch, **options):
+def _run_both(x: torch.Tensor, grad: torch.Tensor, **options):
     """Spikes and input gradient of the fused node with the kernels, then with the PyTorch loop."""
     results = []
-    for enabled in ("1", "0"):
-        monkeypatch.setenv("EISNN_CPU_KERNELS", enabled)
-        assert lif._kernel_usable(x, options.get("surrogate", "sigmoid")) == (enabled == "1")
+    for kernel in (True, False):
         xi = x.clone().requires_grad_()
-        spikes = EF.lif_multistep_fused(xi, **options)
+        spikes = EF.lif_multistep_fused(xi, **options, kernel=kernel)
         spikes.backward(grad)
         results.append((spikes.detach(), xi.grad))
     return results
@@ -36,7 +35,7 @@ def test_kernels_match_the_pytorch_loop(tau: float, surrogate: str, shape: tuple
     x = torch.rand(shape, generator=gen) * 1.6
     x.view(-1)[:50] = 1.0  # H == V_th at t = 0: a spike
     grad = torch.randn(shape, generator=gen)
-    (s_kernel, g_kernel), (s_loop, g_loop) = _run_both(x, grad, monkeypatch, tau=tau, surrogate=surrogate, alpha=4.0)
+    (s_kernel, g_kernel), (s_loop, g_loop) = _run_both(x, grad, tau=tau, surrogate=surrogate, alpha=4.0)
     assert torch.equal(s_kernel, s_loop), "spikes differ"
     assert 0.02 < float(s_kernel.mean()) < 0.98
     with torch.no_grad():
@@ -50,7 +49,7 @@ def test_very_long_sequences_keep_their_history_on_the_heap(monkeypatch) -> None
     """T > 16384: one element per block, its whole H history in a heap buffer."""
     x = torch.rand(17000, 2, generator=torch.Generator().manual_seed(2)) * 1.6
     grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
-    (s_kernel, g_kernel), (s_loop, g_loop) = _run_both(x, grad, monkeypatch)
+    (s_kernel, g_kernel), (s_loop, g_loop) = _run_both(x, grad)
     assert torch.equal(s_kernel, s_loop)
     torch.testing.assert_close(g_kernel, g_loop, rtol=1e-5, atol=4.0 * 2.0**-23 * float(grad.abs().max()))
 
@@ -62,7 +61,7 @@ def test_kernels_match_float64_reference(monkeypatch) -> None:
     grad = torch.randn(x.shape, generator=gen)
     x64 = x.double().requires_grad_()
     EF.lif_multistep_eager(x64).backward(grad.double())
-    (_, g_kernel), (_, g_loop) = _run_both(x, grad, monkeypatch)
+    (_, g_kernel), (_, g_loop) = _run_both(x, grad)
     err_kernel = float((g_kernel.double() - x64.grad).abs().max())
     err_loop = float((g_loop.double() - x64.grad).abs().max())
     assert err_kernel < 1e-5 and err_kernel <= 2 * err_loop + 1e-7
@@ -71,10 +70,13 @@ def test_kernels_match_float64_reference(monkeypatch) -> None:
 def test_non_contiguous_and_other_dtypes_use_the_loop(monkeypatch) -> None:
     monkeypatch.setenv("EISNN_CPU_KERNELS", "1")
     x = torch.rand(4, 6, 5)
-    assert lif._kernel_usable(x, "sigmoid")
-    assert not lif._kernel_usable(x.transpose(1, 2), "sigmoid")
-    assert not lif._kernel_usable(x.double(), "sigmoid")
-    assert torch.equal(EF.lif_multistep_fused(x.transpose(1, 2)), EF.lif_multistep_eager(x.transpose(1, 2)))
+    assert select_tier(x) == "kernel"
+    assert select_tier(x.transpose(1, 2)) == "fused"
+    assert select_tier(x.double()) == "fused"
+    assert select_tier(x, kernel_ready=False) == "fused"  # e.g. a surrogate the kernels lack
+    monkeypatch.setenv("EISNN_CPU_KERNELS", "0")
+    assert select_tier(x) == "fused"
+    assert torch.equal(EF.lif_multistep(x.transpose(1, 2)), EF.lif_multistep_eager(x.transpose(1, 2)))
 
 
 def test_missing_compiler_falls_back_with_one_warning(tmp_path) -> None:
@@ -85,7 +87,7 @@ def test_missing_compiler_falls_back_with_one_warning(tmp_path) -> None:
         "x = torch.rand(4, 3, 7)\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
-        "    out = EF.lif_multistep_fused(x); EF.lif_multistep_fused(x)\n"
+        "    out = EF.lif_multistep(x); EF.lif_multistep(x)\n"
         "assert torch.equal(out, EF.lif_multistep_eager(x))\n"
         "messages = [str(w.message) for w in caught if 'CPU kernels' in str(w.message)]\n"
         "assert len(messages) == 1 and 'no-such-compiler' in messages[0], messages\n"
@@ -126,10 +128,9 @@ def test_ei_kernels_match_the_pytorch_ops(stabilization: str, spatial: tuple[int
         currents[:, 8:] += 0.01
     options = {"stabilization": stabilization, "epsilon": 1e-3}
     results = []
-    for enabled in ("1", "0"):
-        monkeypatch.setenv("EISNN_CPU_KERNELS", enabled)
+    for kernel in (True, False):
         inputs = [currents.clone().requires_grad_(), *(p.clone().requires_grad_() for p in params)]
-        out = EF.ei_integrate_currents(inputs[0], 8, *inputs[1:], **options)
+        out = EF.ei_integrate_fused(inputs[0], 8, *inputs[1:], **options, kernel=kernel)
         results.append((out.detach(), torch.autograd.grad(out, inputs, grad)))
     (out_kernel, grads_kernel), (out_ops, grads_ops) = results
     assert torch.equal(out_kernel, out_ops)

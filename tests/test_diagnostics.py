@@ -158,7 +158,6 @@ def test_study_grid_covers_every_variant_at_both_depths_with_at_least_11_weight_
 
 def test_recorded_currents_are_the_ones_the_convolution_integrates():
     from eisnn import ei_init
-    from eisnn.diagnostics import lateral_currents
     from eisnn.functional.ei import stabilize
     from eisnn.nn import EIConv2d
 
@@ -167,7 +166,7 @@ def test_recorded_currents_are_the_ones_the_convolution_integrates():
     x = (torch.rand(6, 3, 5, 5) < 0.3).float()
     x[0] = 0  # a silent sample: its div row is all zero
     ei_init(layer, x)
-    c = lateral_currents(layer, x)
+    c = layer.lateral_currents(x)
     per = lambda p: p.view(1, -1, 1, 1)  # noqa: E731
     expected = per(layer.g_e) * (c["i_ee"] - c["sub"]) / stabilize(c["div"]) + per(layer.b_e)
     with Recorder(nn.Sequential(layer)) as rec:

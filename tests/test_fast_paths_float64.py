@@ -1,4 +1,4 @@
-"""The float32 fast paths (the fused nodes, with and without the C kernels) against the float64
+"""The float32 fast paths (the fused nodes, with and without the C kernels: their tiers) against the float64
 eager reference, on inputs where float32 rounding cannot flip a spike.
 
 Deep networks amplify a float32 rounding near the threshold into a flipped spike (which is why
@@ -19,24 +19,12 @@ from eisnn.nn import LIF, EIConv2d, EILinear
 
 T, B = 2, 3
 MARGIN = 1e-5  # smallest |H - V_th| of the float64 run; float32 errors of these currents are ~1e-7
-TIERS = ["kernel", "torch-ops"]
+TIERS = ["kernel", "fused"]
 
 
-def _use_tier(tier: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _check_tier(tier: str) -> None:
     if tier == "kernel" and not cpu_kernels.usable(torch.zeros(1)):
         pytest.skip("no C compiler: the kernels cannot be built")
-    monkeypatch.setenv("EISNN_CPU_KERNELS", "1" if tier == "kernel" else "0")
-
-
-def _eager(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Route the layers through the eager reference functions."""
-
-    def currents_eager(currents, n_excitatory, w_ei, g_i, g_e, b_e, **options):
-        i_ee, i_i = currents[:, :n_excitatory], currents[:, n_excitatory:]
-        return EF.ei_integrate_eager(i_ee, i_i, w_ei, g_i, g_e, b_e, **options)
-
-    monkeypatch.setattr(EF, "ei_integrate_currents", currents_eager)
-    monkeypatch.setattr(EF, "lif_multistep", EF.lif_multistep_eager)
 
 
 def _membranes(x: torch.Tensor, tau: float = 2.0, v_threshold: float = 1.0) -> torch.Tensor:
@@ -98,18 +86,18 @@ def _run(model: nn.Module, x: torch.Tensor, dtype: torch.dtype):
 
 
 @pytest.mark.parametrize("tier", TIERS)
-def test_shallow_stack_float32_matches_float64(tier: str, monkeypatch) -> None:
+def test_shallow_stack_float32_matches_float64(tier: str) -> None:
+    _check_tier(tier)
     model, x = _initialized_stack()
-    with monkeypatch.context() as eager:
-        _eager(eager)
+    with EF.use_tier("eager"):
         ref_logits, ref_inputs, ref_grads = _run(model, x, torch.float64)
     for currents in ref_inputs:  # the precondition: no membrane within MARGIN of the threshold
         h = _membranes(currents.view(T, B, *currents.shape[1:]))
         assert float((h - 1.0).abs().min()) > MARGIN
         assert 0.05 < float((h >= 1.0).double().mean()) < 0.95  # both layers really spike
     model.zero_grad()
-    _use_tier(tier, monkeypatch)
-    logits, inputs, grads = _run(model, x, torch.float32)
+    with EF.use_tier(tier):
+        logits, inputs, grads = _run(model, x, torch.float32)
     for ours, ref in zip(inputs, ref_inputs):
         torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
         spikes = _membranes(ours.view(T, B, *ours.shape[1:])) >= 1.0
@@ -128,7 +116,8 @@ def test_shallow_stack_float32_matches_float64(tier: str, monkeypatch) -> None:
 @pytest.mark.parametrize("tier", TIERS)
 @pytest.mark.parametrize("conv", [True, False])
 @pytest.mark.parametrize("stabilization", ["adaptive", "epsilon"])
-def test_single_layer_float32_matches_float64(tier, conv, stabilization, monkeypatch) -> None:
+def test_single_layer_float32_matches_float64(tier, conv, stabilization) -> None:
+    _check_tier(tier)
     gen = torch.Generator().manual_seed(5)
     shape = (8, 3, 7, 7) if conv else (8, 40)
     x = torch.rand(shape, generator=gen, dtype=torch.float64)
@@ -140,18 +129,17 @@ def test_single_layer_float32_matches_float64(tier, conv, stabilization, monkeyp
     with torch.no_grad():
         layer.b_e.normal_(0, 0.5, generator=gen)
     grad_out = torch.randn((8, 16, 7, 7) if conv else (8, 16), generator=gen, dtype=torch.float64)
-    with monkeypatch.context() as eager:
-        _eager(eager)
+    with EF.use_tier("eager"):
         xr = x.clone().requires_grad_()
         out_ref = layer(xr)
         out_ref.backward(grad_out)
     ref_grads = {"input": xr.grad, **{n: p.grad.clone() for n, p in layer.named_parameters()}}
     layer.zero_grad()
-    _use_tier(tier, monkeypatch)
     layer = layer.float()
     x32 = x.float().requires_grad_()
-    out = layer(x32)
-    out.backward(grad_out.float())
+    with EF.use_tier(tier):
+        out = layer(x32)
+        out.backward(grad_out.float())
     grads = {"input": x32.grad, **{n: p.grad for n, p in layer.named_parameters()}}
     finite = torch.isfinite(out_ref)
     assert torch.equal(torch.isfinite(out), finite)

@@ -24,6 +24,11 @@ def _inputs(conv: bool, dtype=torch.float64, zeros: bool = False):
     return [t.requires_grad_() for t in (i_ee, i_i, w_ei, g_i, g_e, b_e)]
 
 
+def _integrate(i_ee, i_i, *rest, **options):
+    """``EF.ei_integrate`` of separate ``I_EE`` and ``I_I`` (stacked first)."""
+    return EF.ei_integrate(torch.cat([i_ee, i_i], dim=1), i_ee.shape[1], *rest, **options)
+
+
 def _independent(i_ee, i_i, w_ei, g_i, g_e, b_e, readout=False):
     """A second, loop-based implementation of SPEC section 1 (no zeros handled)."""
     n_e = i_ee.shape[1]
@@ -39,7 +44,7 @@ def _independent(i_ee, i_i, w_ei, g_i, g_e, b_e, readout=False):
 @pytest.mark.parametrize("readout", [False, True])
 def test_matches_independent_implementation(conv, readout):
     args = _inputs(conv)
-    ours = EF.ei_integrate(*args, readout=readout)
+    ours = _integrate(*args, readout=readout)
     ref = _independent(*args, readout=readout)
     torch.testing.assert_close(ours, ref)
     g = torch.randn_like(ours)
@@ -55,19 +60,19 @@ def test_matches_independent_implementation(conv, readout):
 @pytest.mark.parametrize("conv", [False, True])
 def test_gradcheck(conv):
     args = _inputs(conv)
-    assert torch.autograd.gradcheck(lambda *a: EF.ei_integrate(*a), args)
+    assert torch.autograd.gradcheck(lambda *a: _integrate(*a), args)
     assert torch.autograd.gradcheck(lambda *a: EF.ei_integrate_eager(*a), args)
 
 
 def test_adaptive_stabilization_forward():
     div = torch.tensor([[0.0, 2.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0], [3.0, 1.0, 2.0, 4.0]])
-    out = EF.adaptive_stabilize(div)
+    out = EF.stabilize(div)
     expected = torch.tensor([[0.5, 2.0, 0.5, 0.5], [math.inf] * 4, [3.0, 1.0, 2.0, 4.0]])
     assert torch.equal(out, expected)
     conv = torch.zeros(2, 3, 2, 2)
     conv[0, 1, 1, 0] = 0.25
     conv[0, 2, 0, 0] = 0.75
-    out = EF.adaptive_stabilize(conv)
+    out = EF.stabilize(conv)
     assert out[0, 0, 0, 0] == 0.25 and out[0, 2, 0, 0] == 0.75 and torch.isinf(out[1]).all()
 
 
@@ -75,13 +80,13 @@ def test_straight_through_estimator():
     """With STE the gradient equals that of the identity, with or without zeros present."""
     div = torch.tensor([[0.0, 2.0, 0.5], [1.0, 0.0, 3.0]], requires_grad=True)
     g = torch.randn(2, 3)
-    (grad,) = torch.autograd.grad(EF.adaptive_stabilize(div, ste=True), div, g)
+    (grad,) = torch.autograd.grad(EF.stabilize(div, ste=True), div, g)
     assert torch.equal(grad, g)
     positive = torch.tensor([[0.3, 2.0, 0.5], [1.0, 0.7, 3.0]], requires_grad=True)
-    (grad_pos,) = torch.autograd.grad(EF.adaptive_stabilize(positive, ste=True), positive, g)
+    (grad_pos,) = torch.autograd.grad(EF.stabilize(positive, ste=True), positive, g)
     assert torch.equal(grad_pos, g)
     # Without STE the gradient of a replaced entry goes to the row minimum instead.
-    (grad_no,) = torch.autograd.grad(EF.adaptive_stabilize(div, ste=False), div, g)
+    (grad_no,) = torch.autograd.grad(EF.stabilize(div, ste=False), div, g)
     assert grad_no[0, 0] == 0 and grad_no[0, 2] == g[0, 2] + g[0, 0]
 
 
@@ -96,7 +101,7 @@ def test_stabilization_modes():
 def test_silent_row_gives_bias():
     i_ee, i_i, w_ei, g_i, g_e, b_e = (t.detach() for t in _inputs(False))
     i_i[0] = 0.0
-    out = EF.ei_integrate(i_ee, i_i, w_ei, g_i, g_e, b_e)
+    out = _integrate(i_ee, i_i, w_ei, g_i, g_e, b_e)
     torch.testing.assert_close(out[0], b_e)
     assert torch.isfinite(out).all()
 
@@ -107,8 +112,8 @@ def test_gradient_scaling_is_exactly_one_over_d():
     (grad,) = torch.autograd.grad(EF.divide_grad(w, 27.0), w, g)
     assert torch.equal(grad, g / 27.0)
     args = _inputs(True, dtype=torch.float32)
-    out = EF.ei_integrate(*args)
-    scaled = EF.ei_integrate(args[0], args[1], EF.divide_grad(args[2], 72.0), *args[3:])
+    out = _integrate(*args)
+    scaled = _integrate(args[0], args[1], EF.divide_grad(args[2], 72.0), *args[3:])
     go = torch.randn_like(out)
     (plain,) = torch.autograd.grad(out, args[2], go)
     (divided,) = torch.autograd.grad(scaled, args[2], go)
@@ -118,4 +123,4 @@ def test_gradient_scaling_is_exactly_one_over_d():
 def test_no_host_sync_ops_in_integration():
     """The integration runs on meta tensors, which cannot be read on the host."""
     args = [torch.empty(s, device="meta") for s in [(4, 8, 3, 3), (4, 2, 3, 3), (8, 2), (2,), (8,), (8,)]]
-    assert EF.ei_integrate(*args).shape == (4, 8, 3, 3)
+    assert _integrate(*args).shape == (4, 8, 3, 3)

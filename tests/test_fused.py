@@ -14,9 +14,17 @@ def _grads(out: torch.Tensor, inputs: list[torch.Tensor], seed: int = 1) -> list
     return list(torch.autograd.grad(out, inputs, g, allow_unused=False))
 
 
-def test_defaults_are_fused() -> None:
-    assert EF.lif_multistep is EF.lif_multistep_fused
-    assert EF.ei_integrate is EF.ei_integrate_fused
+def test_default_tier_is_the_fused_node_and_eager_can_be_forced() -> None:
+    currents, w_ei, g_i, g_e, b_e = _ei_inputs((2, 2), torch.float64)
+    x = torch.rand(3, 4, dtype=torch.float64, requires_grad=True)
+    assert "EIIntegrate" in EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e).grad_fn.name()
+    assert "LIFMultistep" in EF.lif_multistep(x).grad_fn.name()
+    with EF.use_tier("eager"):
+        assert "EIIntegrate" not in EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e).grad_fn.name()
+        assert "LIFMultistep" not in EF.lif_multistep(x).grad_fn.name()
+    with pytest.raises(ValueError, match="tier"):
+        with EF.use_tier("fastest"):
+            pass
 
 
 @pytest.mark.parametrize("tau", [2.0, 3.0])
@@ -67,8 +75,8 @@ def test_ei_fused_matches_eager(stabilization: str, spatial: tuple[int, ...], dt
     n_e = w_ei.shape[0]
     opts = {"stabilization": stabilization, "epsilon": 1e-3}
     ref = EF.ei_integrate_eager(currents[:, :n_e], currents[:, n_e:], w_ei, g_i, g_e, b_e, **opts)
-    out = EF.ei_integrate_currents(currents, n_e, w_ei, g_i, g_e, b_e, **opts)
-    split = EF.ei_integrate(currents[:, :n_e], currents[:, n_e:], w_ei, g_i, g_e, b_e, **opts)
+    out = EF.ei_integrate_fused(currents, n_e, w_ei, g_i, g_e, b_e, **opts)
+    split = EF.ei_integrate(currents, n_e, w_ei, g_i, g_e, b_e, **opts)
     # float32: values and sums of products differ in rounding only (relative to the largest magnitude).
     rtol = 1e-12 if dtype == torch.float64 else 1e-4
 
@@ -89,14 +97,14 @@ def test_ei_unfused_configurations_use_the_reference(options: dict) -> None:
     currents, w_ei, g_i, g_e, b_e = _ei_inputs((3, 3), torch.float64)
     assert not EF.fused_supported(options.get("readout", False), "adaptive", options.get("ste", True))
     ref = EF.ei_integrate_eager(currents[:, :E], currents[:, E:], w_ei, g_i, g_e, b_e, **options)
-    out = EF.ei_integrate_currents(currents, E, w_ei, g_i, g_e, b_e, **options)
+    out = EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e, **options)
     assert torch.equal(out, ref)
 
 
 def test_ei_fused_rejects_unknown_stabilization() -> None:
     currents, w_ei, g_i, g_e, b_e = _ei_inputs((2, 2), torch.float32)
     with pytest.raises(ValueError, match="stabilization"):
-        EF.ei_integrate_currents(currents, E, w_ei, g_i, g_e, b_e, stabilization="clip")
+        EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e, stabilization="clip")
 
 
 LAYER_OPTIONS = [{}, {"readout": True}, {"ste": False}, {"stabilization": "epsilon", "epsilon": 1e-3}, {"scale_w_ei_grad": False}]
@@ -145,6 +153,6 @@ def test_fused_node_does_not_keep_the_stacked_currents(batch: int) -> None:
     freed: no saved tensor shares its storage (also with one sample, where ``I_I`` is contiguous)."""
     currents, w_ei, g_i, g_e, b_e = _ei_inputs((3, 4), torch.float32)
     currents = currents[:batch].detach().clone().requires_grad_()
-    out = EF.ei_integrate_currents(currents, E, w_ei, g_i, g_e, b_e)
+    out = EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e)
     saved = [t.untyped_storage().data_ptr() for t in out.grad_fn.saved_tensors]
     assert len(saved) == 6 and currents.untyped_storage().data_ptr() not in saved

@@ -28,12 +28,6 @@ GRAD_SUM_RTOL = 1e-7
 STEP_ATOL = 1e-12
 
 
-def _eager_currents(currents, n_excitatory, w_ei, g_i, g_e, b_e, **options):
-    """The eager reference integration, called like ``ei_integrate_currents``."""
-    i_ee, i_i = currents[:, :n_excitatory], currents[:, n_excitatory:]
-    return EF.ei_integrate_eager(i_ee, i_i, w_ei, g_i, g_e, b_e, **options)
-
-
 def _ours_by_reference_name(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
     params = dict(model.named_parameters())
     return {ref: params[ours] for ours, (ref, _) in _key_map(model).items()}
@@ -43,10 +37,7 @@ def _ours_by_reference_name(model: torch.nn.Module) -> dict[str, torch.nn.Parame
 def stepped(request, reference_vgg8) -> Iterator[tuple]:
     """The float64 model after forward and backward on X1, and one SGD + Dale step."""
     fx = reference_vgg8
-    with pytest.MonkeyPatch.context() as patch:
-        if request.param == "eager":
-            patch.setattr(EF, "ei_integrate_currents", _eager_currents)
-            patch.setattr(EF, "lif_multistep", EF.lif_multistep_eager)
+    with EF.use_tier(request.param):
         model = load_reference(fx["state_dict"], fx["config"], dtype=torch.float64).train()
         assert all(p.dtype == torch.float64 for p in model.parameters())
         logits = model(fx["X1"])

@@ -3,7 +3,7 @@ gradient norms per parameter kind (forward hooks, zero cost when not recording),
 and the ablation/depth study (``eisnn study``)."""
 
 from .recorder import GradientNorms, LayerProbe, Recorder, diagnosed_layers, weight_samples
-from .stats import current_stats, current_sums, dale_pinned, firing_stats, lateral_currents, spike_counts
+from .stats import current_stats, current_sums, dale_pinned, firing_stats, spike_counts
 from .training import TrainingDiagnostics
 
 __all__ = [
@@ -16,7 +16,6 @@ __all__ = [
     "dale_pinned",
     "diagnosed_layers",
     "firing_stats",
-    "lateral_currents",
     "spike_counts",
     "weight_samples",
 ]

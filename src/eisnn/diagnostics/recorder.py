@@ -103,7 +103,7 @@ class Recorder:
     def _ei_hook(self, name: str):
         def record(layer: EILayer, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
             with torch.no_grad():
-                currents = stats.lateral_currents(layer, inputs[0])
+                currents = layer.lateral_currents(inputs[0])
                 sums = stats.current_sums(currents)
                 self._sums[name] = sums + self._sums[name] if name in self._sums else sums
                 if self.samples and not any(k.startswith(f"{name}/") for k in self._samples):

@@ -2,15 +2,15 @@
 
 Definitions (one E-I layer, input ``x``, currents as in SPEC section 1)::
 
-    I_EE, I_I = currents(x)
-    sub = W_EI @ I_I                    # subtractive inhibition
-    div = W_EI @ (g_I * I_I)            # divisive inhibition, before stabilization
+    I_EE, s_I, sub, div = layer.lateral_currents(x)   # functional.lateral_inhibition
+    sub = W_EI @ s_I                    # subtractive inhibition
+    div = W_EI @ (g_I * s_I)            # divisive inhibition, before stabilization
 
 - E units are the LIF neurons fed by the layer; a *unit* is one neuron (channel, and position for
   a convolution). Its rate is its mean spike count per time step over everything recorded.
   *silent*: share of units that never fired; *saturated*: share that fired at every step.
 - I units are instantaneous ReLU units (the paper's fast-spiking interneurons): their activity
-  ``s_I`` is ``ReLU(I_I)``; ``i_active`` is the share of positive entries of ``s_I``, ``i_mean`` its
+  ``s_I`` is ``I_I`` (``ReLU(I_I) == I_I`` on the non-negative inputs of an E-I layer); ``i_active`` is the share of positive entries of ``s_I``, ``i_mean`` its
   mean. With spiking I units (``inhibitory="lif"``) ``s_I`` are their spikes (``i_mean`` is then
   their firing rate), and ``sub``, ``div`` use ``s_I`` in place of ``I_I`` (``div`` without the leak).
 - ``balance = mean(sub) / mean(I_EE)``: how much of the excitatory drive inhibition subtracts.
@@ -26,17 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..functional.ei import mix_channels
 from ..nn.ei import DALE_PARAMETERS, EILayer
-
-
-def lateral_currents(layer: EILayer, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``I_EE, s_I, sub, div`` of ``layer`` for input ``x`` (``div`` before stabilization)."""
-    i_ee, i_i = layer.currents(x)
-    s_i = i_i.clamp_min(0) if layer.i_population is None else layer.i_population(i_i)
-    g_i = layer.g_i.view(1, -1, *([1] * (s_i.dim() - 2)))
-    return {"i_ee": i_ee, "s_i": s_i, "sub": mix_channels(layer.w_ei, s_i),
-            "div": mix_channels(layer.w_ei, g_i * s_i)}
 
 
 def current_sums(currents: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -1,29 +1,45 @@
-"""Pure tensor functions of eisnn: the LIF neuron, surrogate gradients and the E-I integration."""
+"""Pure tensor functions of eisnn: the LIF neuron, surrogate gradients and the E-I integration.
 
-from .ei import STABILIZATIONS, adaptive_stabilize, divide_grad, ei_integrate_eager, mix_channels, stabilize
-from .ei_fused import ei_integrate_currents, ei_integrate_fused, fused_supported
-from .lif import lif_multistep_eager, lif_multistep_fused
+``ei_integrate`` and ``lif_multistep`` are the operations layers call; ``tiers`` chooses which
+implementation (eager reference, fused node, C kernel) computes each call.
+"""
+
+from .ei import (
+    STABILIZATIONS,
+    divide_grad,
+    ei_integrate_eager,
+    lateral_inhibition,
+    mix_channels,
+    per_channel,
+    split_currents,
+    stabilize,
+    stack_weights,
+)
+from .ei_fused import ei_integrate_fused, fused_supported
+from .lif import lif_multistep_eager, lif_multistep_fused, lif_step
 from .surrogate import SURROGATES, spike, surrogate_derivative
-
-# The fused implementations are the default; the eager ones stay as the reference.
-ei_integrate = ei_integrate_fused
-lif_multistep = lif_multistep_fused
+from .tiers import TIERS, ei_integrate, lif_multistep, use_tier
 
 __all__ = [
     "STABILIZATIONS",
     "SURROGATES",
-    "adaptive_stabilize",
+    "TIERS",
     "divide_grad",
     "ei_integrate",
-    "ei_integrate_currents",
     "ei_integrate_eager",
     "ei_integrate_fused",
     "fused_supported",
+    "lateral_inhibition",
     "lif_multistep",
     "lif_multistep_eager",
     "lif_multistep_fused",
+    "lif_step",
     "mix_channels",
+    "per_channel",
     "spike",
+    "split_currents",
     "stabilize",
+    "stack_weights",
     "surrogate_derivative",
+    "use_tier",
 ]

@@ -37,8 +37,9 @@
 #define EISNN_CLONES
 #endif
 
-#define BLOCK 256      /* elements processed together (vectorized), their H history kept on the stack */
-#define MIN_PARALLEL 65536 /* fewer items than this run on one thread */
+/* Tuning constants, passed by the build from functional/tuning.py (where they are documented). */
+#define BLOCK EISNN_BLOCK
+#define MIN_PARALLEL EISNN_MIN_PARALLEL
 
 enum { SURROGATE_SIGMOID = 0, SURROGATE_ARCTAN = 1 };
 enum { STABILIZE_NONE = 0, STABILIZE_EPSILON = 1, STABILIZE_ADAPTIVE = 2 };

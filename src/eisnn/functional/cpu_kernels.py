@@ -29,8 +29,13 @@ from pathlib import Path
 
 import torch
 
+from . import tuning
+
 SOURCE = Path(__file__).with_name("cpu_kernels.c")
-FLAGS = ["-O3", "-std=c99", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared"]
+FLAGS = [
+    "-O3", "-std=c99", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared",
+    f"-DEISNN_BLOCK={tuning.KERNEL_BLOCK}", f"-DEISNN_MIN_PARALLEL={tuning.KERNEL_MIN_PARALLEL}",
+]
 SURROGATE_CODES = {"sigmoid": 0, "arctan": 1}
 STABILIZATION_CODES = {"none": 0, "epsilon": 1, "adaptive": 2}
 

@@ -16,21 +16,19 @@ buffer. The element-wise part is one pass of a C kernel on float32 CPU tensors
     dI_EE = g_E * G_q = -d sub,   d div = -g_E * G_q * (I_EE - sub) / q   (straight-through)
     dg_E  = sum G_q * (I_EE - sub),   db_E = sum G
 
-Adaptive stabilization without host synchronization or boolean masks (see ``_stabilize_``).
-The readout (``I_EE - sub``) and the adaptive mode without the
-straight-through estimator use the eager reference.
+The stabilization is ``ei.stabilize_`` (no host synchronization, no boolean masks). The node
+computes hidden layers with the paper's ReLU I units and a straight-through (or no) replacement;
+``tiers`` sends every other configuration to the eager reference.
 """
 
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from . import cpu_kernels
-from .ei import STABILIZATIONS, ei_integrate_eager
-
-
-FLAT_POSITIONS = 4  # up to this many positions per sample, one product over all (sample, position)
-# pairs beats N products only that many columns wide (2.3x on [512, 128] x [128, 128 * 4], 2 threads)
+from .ei import split_currents, stabilize_
+from .tuning import FLAT_POSITIONS
 
 
 def _mix(w: torch.Tensor, x: torch.Tensor, accumulate: torch.Tensor | None = None) -> torch.Tensor:
@@ -59,45 +57,23 @@ def _mix_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return torch.bmm(grad, x.transpose(1, 2)).sum(0)
 
 
-def _stabilize_(div: torch.Tensor, mode: str, epsilon: float, row_min: torch.Tensor | None = None) -> torch.Tensor | None:
-    """In place: ``div [N, n_E, P]`` becomes the stabilized denominator. Returns the row minima
-    ``[N, 1, 1]`` of the adaptive mode (computed unless given), else ``None``.
-
-    Adaptive, with float arithmetic only (boolean masks are slow on CPU): ``z = (div == 0)`` as
-    0/1; the minimum of ``div + BIG z`` (``BIG`` the largest finite value, adding 0 or
-    subtracting back ``BIG`` is exact) is the smallest non-zero entry, ``BIG`` meaning none
-    (then ``+inf``); ``div + z * row_min`` puts it where the zeros are (exact: a non-zero entry
-    gains ``0 * row_min = 0``, and a row with ``row_min = inf`` has only zeros).
-    """
-    if mode == "adaptive":
-        is_zero = torch.eq(div, 0, out=torch.empty_like(div))
-        if row_min is None:
-            big = torch.finfo(div.dtype).max
-            row_min = div.add_(is_zero, alpha=big).amin(dim=(1, 2), keepdim=True)
-            div.sub_(is_zero, alpha=big)
-            row_min = torch.where(row_min == big, float("inf"), row_min)
-        div.addcmul_(is_zero, row_min)
-    elif mode == "epsilon":
-        div.add_(epsilon)
-    return row_min
-
-
 class _EIIntegrate(torch.autograd.Function):
     """``g_E * (I_EE - sub) / q + b_E`` from the stacked currents, saving ``a = I_EE - sub`` and ``I_I``."""
 
     @staticmethod
-    def forward(ctx, currents, w_ei, w_gi, g_e, b_e, n_excitatory: int, mode: str, epsilon: float):  # type: ignore[override]
+    def forward(ctx, currents, w_ei, w_gi, g_e, b_e, n_excitatory: int, mode: str, epsilon: float, kernel: bool):  # type: ignore[override]
         shape = currents.shape
         c3 = currents.reshape(shape[0], shape[1], -1)
         dtype = c3.dtype
-        i_ee, i_i = c3[:, :n_excitatory], c3[:, n_excitatory:].clone(memory_format=torch.contiguous_format)  # frees the currents
+        i_ee, i_i = split_currents(c3, n_excitatory)
+        i_i = i_i.clone(memory_format=torch.contiguous_format)  # frees the currents
         sub, div = _mix(w_ei.to(dtype), i_i), _mix(w_gi.to(dtype), i_i)
         g, b = g_e.to(dtype), b_e.to(dtype)
-        ctx.kernel = cpu_kernels.usable(c3)  # contiguous float32 [N, C, P] on the CPU
-        if ctx.kernel:
+        ctx.kernel = kernel
+        if kernel:
             out, row_min = cpu_kernels.ei_forward(i_ee, sub, div, g, b, mode, epsilon)
         else:
-            row_min = _stabilize_(div, mode, epsilon)
+            row_min = stabilize_(div, mode, epsilon)
             out = torch.mul(torch.sub(i_ee, sub, out=sub), g.view(1, -1, 1))
             torch.addcdiv(b.view(1, -1, 1), out, div, out=out)
         ctx.save_for_backward(sub, i_i, w_ei, w_gi, g_e, row_min)
@@ -105,6 +81,7 @@ class _EIIntegrate(torch.autograd.Function):
         return out.view(shape[0], n_excitatory, *shape[2:])
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         a, i_i, w_ei, w_gi, g_e, row_min = ctx.saved_tensors
         shape, mode = ctx.shape, ctx.mode
@@ -117,7 +94,7 @@ class _EIIntegrate(torch.autograd.Function):
         if ctx.kernel:
             grad_g_e, grad_b_e = cpu_kernels.ei_backward(grad.contiguous().to(a.dtype), a, div, grad_ee, g, row_min, mode, ctx.epsilon)
         else:
-            _stabilize_(div, mode, ctx.epsilon, row_min)
+            stabilize_(div, mode, ctx.epsilon, row_min)
             grad_ee.copy_(grad).div_(div)  # G / q
             product = torch.mul(a, grad_ee)  # G/q * (I_EE - sub)
             grad_g_e, grad_b_e = product.sum(dim=(0, 2)), grad.sum(dim=(0, 2))
@@ -134,15 +111,17 @@ class _EIIntegrate(torch.autograd.Function):
             None,
             None,
             None,
+            None,
         )
 
 
 def fused_supported(readout: bool, stabilization: str, ste: bool) -> bool:
-    """Whether the fused path computes this configuration (else the eager reference runs)."""
+    """Whether the fused node computes this configuration (hidden layer, ReLU I units, no leak,
+    and a straight-through or no replacement)."""
     return not readout and (ste or stabilization != "adaptive")
 
 
-def ei_integrate_currents(
+def ei_integrate_fused(
     currents: torch.Tensor,
     n_excitatory: int,
     w_ei: torch.Tensor,
@@ -150,41 +129,13 @@ def ei_integrate_currents(
     g_e: torch.Tensor,
     b_e: torch.Tensor,
     *,
-    readout: bool = False,
     stabilization: str = "adaptive",
     epsilon: float = 1e-8,
-    ste: bool = True,
+    kernel: bool = False,
 ) -> torch.Tensor:
-    """``ei_integrate`` of the stacked currents ``[I_EE; I_I]`` (split after ``n_excitatory`` channels)."""
-    if stabilization not in STABILIZATIONS:
-        raise ValueError(f"unknown stabilization {stabilization!r}; choose one of {list(STABILIZATIONS)}")
-    if not fused_supported(readout, stabilization, ste):
-        i_ee, i_i = currents[:, :n_excitatory], currents[:, n_excitatory:]
-        return ei_integrate_eager(
-            i_ee, i_i, w_ei, g_i, g_e, b_e, readout=readout, stabilization=stabilization, epsilon=epsilon, ste=ste
-        )
-    return _EIIntegrate.apply(currents, w_ei, w_ei * g_i.view(1, -1), g_e, b_e, n_excitatory, stabilization, epsilon)
-
-
-def ei_integrate_fused(
-    i_ee: torch.Tensor,
-    i_i: torch.Tensor,
-    w_ei: torch.Tensor,
-    g_i: torch.Tensor,
-    g_e: torch.Tensor,
-    b_e: torch.Tensor,
-    *,
-    readout: bool = False,
-    stabilization: str = "adaptive",
-    epsilon: float = 1e-8,
-    ste: bool = True,
-) -> torch.Tensor:
-    """Same signature and result as ``ei_integrate_eager`` (to float rounding), through the fused node.
-
-    Separate ``I_EE`` and ``I_I`` are stacked first; layers that compute them with one map call
-    ``ei_integrate_currents`` directly.
-    """
-    options = {"readout": readout, "stabilization": stabilization, "epsilon": epsilon, "ste": ste}
-    if not fused_supported(readout, stabilization, ste):
-        return ei_integrate_eager(i_ee, i_i, w_ei, g_i, g_e, b_e, **options)
-    return ei_integrate_currents(torch.cat([i_ee, i_i], dim=1), i_ee.shape[1], w_ei, g_i, g_e, b_e, **options)
+    """``g_E (I_EE - sub) / stabilize(div) + b_E`` of the stacked currents ``[I_EE; I_I]`` (split
+    after ``n_excitatory`` channels) as one autograd node, the element-wise work in the C kernel
+    when ``kernel`` (``tiers`` decides: a contiguous float32 CPU tensor), else in PyTorch ops.
+    Same result as ``ei_integrate_eager`` to float rounding, straight-through estimator included."""
+    w_gi = w_ei * g_i.view(1, -1)
+    return _EIIntegrate.apply(currents, w_ei, w_gi, g_e, b_e, n_excitatory, stabilization, epsilon, kernel)

@@ -12,11 +12,12 @@ The backward pass uses the surrogate derivative of the step (``functional.surrog
     dL/dV[t-1] = dL/dH[t] - dL/dH[t] / tau
     dL/dX[t]   = dL/dH[t]
 
-Two implementations: ``lif_multistep_eager`` (a loop differentiated by autograd, the reference)
-and ``lif_multistep_fused`` (one autograd node). The fused node runs, on float32 CPU tensors,
-the one-pass C kernels of ``cpu_kernels`` (the backward recomputes ``H`` from the saved input);
-elsewhere (CUDA, other dtypes, ``torch.compile``, no C compiler) a loop of PyTorch ops into
-preallocated buffers that saves ``H``. Both round the membrane exactly like the eager loop, so
+``lif_step`` is one step with explicit state (for layers that loop over time themselves). Two
+implementations of the multi-step neuron: ``lif_multistep_eager`` (a loop of ``lif_step``
+differentiated by autograd, the reference) and ``lif_multistep_fused`` (one autograd node). The
+fused node runs the one-pass C kernels of ``cpu_kernels`` when told to (``tiers`` decides: float32
+CPU tensors; the backward recomputes ``H`` from the saved input); else (CUDA, other dtypes,
+``torch.compile``, no C compiler) a loop of PyTorch ops into preallocated buffers that saves ``H``. Both round the membrane exactly like the eager loop, so
 spikes are bit-identical; the backward agrees to float rounding (the surrogate's product is
 evaluated in another order, and the kernel's ``exp`` is within 2 ulp).
 """
@@ -24,9 +25,19 @@ evaluated in another order, and the kernel's ``exp`` is within 2 ulp).
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from . import cpu_kernels
 from .surrogate import spike, surrogate_derivative
+
+
+def lif_step(
+    x: torch.Tensor, v: torch.Tensor, tau: float, v_threshold: float, surrogate: str, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(S[t], V[t])`` from the input ``X[t]`` and the membrane ``V[t-1]``: one LIF step."""
+    h = v - v / tau + x
+    s = spike(h - v_threshold, surrogate, alpha)
+    return s, h - v_threshold * s.detach()
 
 
 def lif_multistep_eager(
@@ -36,13 +47,11 @@ def lif_multistep_eager(
     surrogate: str = "sigmoid",
     alpha: float = 4.0,
 ) -> torch.Tensor:
-    """Reference LIF: a plain loop over time, differentiated by autograd. Returns spikes ``[T, ...]``."""
+    """Reference LIF: ``lif_step`` over time, differentiated by autograd. Returns spikes ``[T, ...]``."""
     v = torch.zeros_like(x[0])
     spikes = []
-    for t in range(x.shape[0]):
-        h = v - v / tau + x[t]
-        s = spike(h - v_threshold, surrogate, alpha)
-        v = h - v_threshold * s.detach()
+    for x_t in x:
+        s, v = lif_step(x_t, v, tau, v_threshold, surrogate, alpha)
         spikes.append(s)
     return torch.stack(spikes)
 
@@ -83,19 +92,15 @@ def _add_spike_grad(grad_v: torch.Tensor, grad_spike: torch.Tensor, u: torch.Ten
     torch.add(grad_v, u, alpha=alpha, out=out)
 
 
-def _kernel_usable(x: torch.Tensor, surrogate: str) -> bool:
-    return surrogate in cpu_kernels.SURROGATE_CODES and cpu_kernels.usable(x)
-
-
 class _LIFMultistep(torch.autograd.Function):
     """The LIF over ``T`` steps as one autograd node that saves one tensor: the input ``X`` for
     the CPU kernels, else ``H``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, tau: float, v_threshold: float, surrogate: str, alpha: float):  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, tau: float, v_threshold: float, surrogate: str, alpha: float, kernel: bool):  # type: ignore[override]
         ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha = tau, v_threshold, surrogate, alpha
-        ctx.kernel = _kernel_usable(x, surrogate)
-        if ctx.kernel:
+        ctx.kernel = kernel
+        if kernel:
             ctx.save_for_backward(x)
             return cpu_kernels.lif_forward(x, tau, v_threshold)
         h = torch.empty_like(x)
@@ -104,10 +109,12 @@ class _LIFMultistep(torch.autograd.Function):
         return spikes
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
         if ctx.kernel:
             (x,) = ctx.saved_tensors
-            return cpu_kernels.lif_backward(x, grad_spikes.to(x.dtype), ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha), None, None, None, None
+            grad_x = cpu_kernels.lif_backward(x, grad_spikes.to(x.dtype), ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha)
+            return grad_x, None, None, None, None, None
         (h,) = ctx.saved_tensors
         tau = ctx.tau
         grad_x = torch.empty_like(h)
@@ -122,7 +129,7 @@ class _LIFMultistep(torch.autograd.Function):
             else:
                 torch.div(grad_h, tau, out=grad_v)
                 torch.sub(grad_h, grad_v, out=grad_v)
-        return grad_x, None, None, None, None
+        return grad_x, None, None, None, None, None
 
 
 def lif_multistep_fused(
@@ -131,12 +138,15 @@ def lif_multistep_fused(
     v_threshold: float = 1.0,
     surrogate: str = "sigmoid",
     alpha: float = 4.0,
+    *,
+    kernel: bool = False,
 ) -> torch.Tensor:
-    """Same as ``lif_multistep_eager``, as one autograd node (no graph or saved state when no gradient is needed)."""
+    """Same as ``lif_multistep_eager``, as one autograd node (no graph or saved state when no
+    gradient is needed); the C kernels when ``kernel`` (float32 CPU input, a kernel surrogate)."""
     surrogate_derivative(surrogate)  # validates the name before any work
     if torch.is_grad_enabled() and x.requires_grad:
-        return _LIFMultistep.apply(x, tau, v_threshold, surrogate, alpha)
+        return _LIFMultistep.apply(x, tau, v_threshold, surrogate, alpha, kernel)
     with torch.no_grad():
-        if _kernel_usable(x, surrogate):
+        if kernel:
             return cpu_kernels.lif_forward(x, tau, v_threshold)
         return _lif_forward(x, tau, v_threshold, None)

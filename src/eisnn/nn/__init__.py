@@ -2,7 +2,7 @@
 
 from .backei import BackEINeuron, HardResetLIF, rect_sign, rect_spike
 from .bn import ConvBN, LinearBN
-from .dann import DANNConv2d, DANNLayer, DANNLinear, dann_integrate
+from .dann import DANNConv2d, DANNLayer, DANNLinear
 from .ei import DALE_PARAMETERS, EIConv2d, EILayer, EILinear, NotInitializedError, inhibitory_count
 from .inhibitory import INHIBITORY_KINDS, InhibitoryPopulation
 from .lif import LIF
@@ -34,7 +34,6 @@ __all__ = [
     "LinearTEBN",
     "NotInitializedError",
     "PlainRecurrent",
-    "dann_integrate",
     "inhibitory_count",
     "rect_sign",
     "rect_spike",

@@ -9,7 +9,8 @@ inhibitory units::
     gamma = W_EI (exp(alpha) * zI) + 1e-8           # divisive inhibition, alpha in log space
     z     = g * zhat / gamma + b
 
-The unit non-linearity (ReLU, identity at the output) is not part of the layer. No batch
+which is the E-I integration (``functional.ei_integrate``) with ``g_I = exp(alpha)`` and the fixed
+``epsilon`` stabilization. The unit non-linearity (ReLU, identity at the output) is not part of the layer. No batch
 statistics: training and evaluation compute the same function. ``W_EE, W_IE, W_EI, g`` are
 Dale-constrained (``dale_parameters``, clamped to ``>= 0`` by ``eisnn.dale`` after each step).
 
@@ -26,20 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..functional import divide_grad, mix_channels
+from ..functional import divide_grad, ei_integrate, stack_weights
 
 DANN_DALE_PARAMETERS: tuple[str, ...] = ("w_ee", "w_ie", "w_ei", "g")
 GAMMA_EPSILON = 1e-8
-
-
-def dann_integrate(
-    z_e: torch.Tensor, z_i: torch.Tensor, w_ei: torch.Tensor, alpha: torch.Tensor, g: torch.Tensor, b: torch.Tensor
-) -> torch.Tensor:
-    """``g * (zE - W_EI zI) / (W_EI (exp(alpha) zI) + 1e-8) + b``, channels on dim 1."""
-    shape = (1, -1) + (1,) * (z_e.dim() - 2)
-    z_hat = z_e - mix_channels(w_ei, z_i)
-    gamma = mix_channels(w_ei, torch.exp(alpha).view(shape) * z_i) + GAMMA_EPSILON
-    return g.view(shape) * z_hat / gamma + b.view(shape)
 
 
 class DANNLayer(nn.Module):
@@ -92,9 +83,9 @@ class DANNLayer(nn.Module):
             w_ie = divide_grad(w_ie, root_n_e)
             w_ei = divide_grad(w_ei, float(self.fan_in))
             alpha = divide_grad(alpha, root_n_e * self.fan_in)
-        both = self._drive(x, torch.cat([self.w_ee, w_ie], dim=0))
-        z_e, z_i = both[:, : self.n_excitatory], both[:, self.n_excitatory :]
-        return dann_integrate(z_e, z_i, w_ei, alpha, self.g, self.b)
+        both = self._drive(x, stack_weights(self.w_ee, w_ie))
+        return ei_integrate(both, self.n_excitatory, w_ei, torch.exp(alpha), self.g, self.b,
+                            stabilization="epsilon", epsilon=GAMMA_EPSILON)
 
     def _dann_repr(self) -> str:
         extra = ", first=True" if self.first else ""

@@ -48,11 +48,6 @@ def inhibitory_count(n_excitatory: int, ei_ratio: float, n_inhibitory: int | Non
     return max(1, math.floor(n_excitatory / ei_ratio))
 
 
-def _per_channel(p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """View a per-channel vector so that it broadcasts over ``like``'s channel dim 1."""
-    return p.view(1, -1, *([1] * (like.dim() - 2)))
-
-
 class NotInitializedError(RuntimeError):
     """An E-I layer was used before the data-dependent E-I Init."""
 
@@ -220,12 +215,11 @@ class EILayer(nn.Module):
 
     def stacked_currents(self, x: torch.Tensor) -> torch.Tensor:
         """``[I_EE; I_I]`` (channels ``n_E + n_I``) from one input map with the stacked weight ``[W_EE; W_IE]``."""
-        return self._drive(x, torch.cat([self.w_ee, self.w_ie], dim=0))
+        return self._drive(x, EF.stack_weights(self.w_ee, self.w_ie))
 
     def currents(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(I_EE, I_I)``: the two parts of ``stacked_currents``."""
-        both = self.stacked_currents(x)
-        return both[:, : self.n_excitatory], both[:, self.n_excitatory :]
+        return EF.split_currents(self.stacked_currents(x), self.n_excitatory)
 
     def _check_initialized(self) -> None:
         if not self._initialized:
@@ -242,20 +236,25 @@ class EILayer(nn.Module):
         return self.integrate(currents, self.i_population(currents[:, self.n_excitatory :]))
 
     def integrate(self, currents: torch.Tensor, s_i: torch.Tensor | None = None) -> torch.Tensor:
-        """``I_int`` from the stacked ``[I_EE; I_I]``: with the paper's ReLU I units (``s_i=None``)
-        the fused path. With the spikes ``s_i`` of spiking I units, shunting acts on top of a fixed
-        leak conductance ``g_L > 0`` (a buffer set by the E-I Init), so a step without I spikes
-        does not divide by zero: ``I_int = g_E (I_EE - W_EI s_I) / (g_L + W_EI (g_I s_I)) + b_E``
-        (``stabilization`` is not used then)."""
+        """``I_int`` from the stacked ``[I_EE; I_I]`` (``functional.ei_integrate``). With the spikes
+        ``s_i`` of spiking I units, shunting acts on top of a fixed leak conductance ``g_L > 0``
+        (a buffer set by the E-I Init), so a step without I spikes does not divide by zero:
+        ``I_int = g_E (I_EE - W_EI s_I) / (g_L + W_EI (g_I s_I)) + b_E`` (``stabilization`` is not
+        used then)."""
         w_ei = EF.divide_grad(self.w_ei, float(self.fan_in)) if self.scale_w_ei_grad else self.w_ei
-        if s_i is None:
-            return EF.ei_integrate_currents(currents, self.n_excitatory, w_ei, self.g_i, self.g_e, self.b_e, readout=self.readout,
-                                            stabilization=self.stabilization, epsilon=self.epsilon, ste=self.ste)
-        balanced = currents[:, : self.n_excitatory] - EF.mix_channels(w_ei, s_i)
-        if self.readout:
-            return balanced
-        div = EF.mix_channels(w_ei, _per_channel(self.g_i, s_i) * s_i) + self.i_leak
-        return _per_channel(self.g_e, balanced) * balanced / div + _per_channel(self.b_e, balanced)
+        return EF.ei_integrate(
+            currents, self.n_excitatory, w_ei, self.g_i, self.g_e, self.b_e,
+            s_i=s_i, leak=None if s_i is None or self.readout else self.i_leak,
+            readout=self.readout, stabilization=self.stabilization, epsilon=self.epsilon, ste=self.ste,
+        )
+
+    def lateral_currents(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``I_EE``, the I units' output ``s_I``, ``sub`` and ``div`` (before stabilization) for
+        input ``x``, with the maths of ``forward`` (for diagnostics; no gradient scaling)."""
+        i_ee, i_i = self.currents(x)
+        s_i = i_i if self.i_population is None else self.i_population(i_i)
+        sub, div = EF.lateral_inhibition(self.w_ei, self.g_i, s_i)
+        return {"i_ee": i_ee, "s_i": s_i, "sub": sub, "div": div}
 
     def _ei_repr(self) -> str:
         extra = ", readout=True" if self.readout else ""

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from .lif import LIF
-from .lif_step import lif_step
 
 INHIBITORY_KINDS: tuple[str, ...] = ("relu", "lif")
 
@@ -51,8 +50,7 @@ class InhibitoryPopulation(nn.Module):
 
     def step(self, i_i: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One step ``(s_I, new membrane)`` for layers that loop over time themselves."""
-        lif = self.lif
-        return lif_step(i_i, v, lif.tau, lif.v_threshold, lif.surrogate, lif.alpha)
+        return self.lif.step(i_i, v)
 
     def extra_repr(self) -> str:
         return f"time_steps={self.time_steps}"

@@ -29,5 +29,9 @@ class LIF(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return EF.lif_multistep(x, self.tau, self.v_threshold, self.surrogate, self.alpha)
 
+    def step(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step ``(spikes, new membrane)`` for layers that loop over time themselves."""
+        return EF.lif_step(x, v, self.tau, self.v_threshold, self.surrogate, self.alpha)
+
     def extra_repr(self) -> str:
         return f"tau={self.tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, alpha={self.alpha}"

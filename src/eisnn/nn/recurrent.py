@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import functional as EF
 from .ei import EILinear
 from .lif import LIF
-from .lif_step import lif_step
 
 Step = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 
@@ -37,10 +37,6 @@ def run_recurrence(ff: torch.Tensor, w_rec: torch.Tensor, n_out: int, step: Step
         s, state = step(ff[t] + F.linear(s, w_rec), state)
         out.append(s)
     return torch.stack(out)
-
-
-def _lif_step(lif: LIF, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return lif_step(x, v, lif.tau, lif.v_threshold, lif.surrogate, lif.alpha)
 
 
 class EIRecurrent(EILinear):
@@ -78,7 +74,7 @@ class EIRecurrent(EILinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_initialized()
         n_e = self.n_excitatory
-        weight = torch.cat([self.w_ee, self.w_ie], dim=0)
+        weight = EF.stack_weights(self.w_ee, self.w_ie)
         ff = F.linear(x, weight[:, : self.input_features])
         population = self.i_population
 
@@ -87,7 +83,7 @@ class EIRecurrent(EILinear):
             s_i = None
             if population is not None:
                 s_i, v_i = population.step(c[:, n_e:], v_i)
-            s_e, v_e = _lif_step(self.lif, self.integrate(c, s_i), v_e)
+            s_e, v_e = self.lif.step(self.integrate(c, s_i), v_e)
             return s_e, (v_e, v_i)
 
         batch = x.shape[1]
@@ -115,8 +111,5 @@ class PlainRecurrent(nn.Module):
         w = self.linear.weight
         ff = F.linear(x, w[:, : self.input_features], self.linear.bias)
 
-        def step(c: torch.Tensor, v: torch.Tensor):
-            return _lif_step(self.lif, c, v)
-
-        return run_recurrence(ff, w[:, self.input_features :], self.hidden_features, step,
+        return run_recurrence(ff, w[:, self.input_features :], self.hidden_features, self.lif.step,
                               x.new_zeros(x.shape[1], self.hidden_features))
