@@ -34,16 +34,14 @@ from torch.nn.modules.utils import _pair
 
 from .. import functional as EF
 from .dale_parametrization import assign_, reparametrize_
-from .ei_options import EIOptions, inhibitory_count
+from .ei_options import POPULATION_OPTIONS, EIOptions, inhibitory_count
 from .inhibitory import InhibitoryPopulation
 
 DALE_PARAMETERS: tuple[str, ...] = ("w_ee", "w_ie", "w_ei", "g_i", "g_e")
 PADDING_MODES: tuple[str, ...] = ("same", "valid")
 # options an E-I layer's repr leaves out: n_I is always shown, and the spiking I units show
 # their own options in the repr of their population (``i_population``)
-_OPTIONS_NOT_REPRESENTED: tuple[str, ...] = (
-    "n_inhibitory", "tau_i", "v_threshold_i", "surrogate_i", "alpha_i", "time_steps",
-)  # fmt: skip
+_OPTIONS_NOT_REPRESENTED: tuple[str, ...] = ("n_inhibitory", *POPULATION_OPTIONS)
 
 
 def _per_channel(p: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

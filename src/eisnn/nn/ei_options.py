@@ -16,11 +16,17 @@ from .. import functional as EF
 from .dale_parametrization import check_policy
 
 INIT_MODES: tuple[str, ...] = ("ei", "standard")
+# the options of spiking I units, held by their population (``InhibitoryPopulation``)
+POPULATION_OPTIONS: tuple[str, ...] = (
+    "tau_i",
+    "v_threshold_i",
+    "surrogate_i",
+    "alpha_i",
+    "time_steps",
+)
 # the options of a network's hidden layers only: the readout keeps the ratio's I count and the
 # paper's ReLU I units (its output is a current, not spikes)
-HIDDEN_ONLY_OPTIONS: tuple[str, ...] = (
-    "n_inhibitory", "inhibitory", "tau_i", "v_threshold_i", "surrogate_i", "alpha_i", "time_steps",
-)  # fmt: skip
+HIDDEN_ONLY_OPTIONS: tuple[str, ...] = ("n_inhibitory", "inhibitory", *POPULATION_OPTIONS)
 
 
 def check_unit_counts(ei_ratio: float, n_inhibitory: int | None) -> None:
