@@ -31,12 +31,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from eisnn.nn import LIF, BackEINeuron, HardResetLIF
+from eisnn.nn import is_spiking_neuron
 from eisnn.train.config import TrainConfig, from_dict
 from eisnn.train.factory import build_loader
 from eisnn.train.trainer import Trainer
 
-SPIKING_LAYERS = (LIF, HardResetLIF, BackEINeuron)
 COMMON: dict[str, Any] = {
     "dataset": "digits", "image_size": 8, "width": 0.25, "batch_size": 32, "epochs": 10,
     "warmup_epochs": 0, "dropout": 0.0, "progress": False, "histograms": False, "device": "cpu",
@@ -83,7 +82,7 @@ class Measured:
 @torch.no_grad()
 def spiking_rate(model: nn.Module, cfg: TrainConfig) -> float | None:
     """Mean over spiking layers of ``|spikes|`` per neuron per time step on the test split (None: no spikes)."""
-    layers = [m for m in model.modules() if isinstance(m, SPIKING_LAYERS)]
+    layers = [m for m in model.modules() if is_spiking_neuron(m)]
     if not layers:
         return None
     sums = [torch.zeros((), dtype=torch.float64) for _ in layers]

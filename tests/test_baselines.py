@@ -15,9 +15,18 @@ import eisnn
 from eisnn.dale import constrained_parameters, split_parameters
 from eisnn.losses import get_loss, mse_rates
 from eisnn.models import create_model, list_models
-from eisnn.models.kinds import LayerKind
-from eisnn.models.resnet19 import PreSpikeResidualBlock
-from eisnn.nn import TEBN, BackEINeuron, DANNConv2d, DANNLinear, EIConv2d, HardResetLIF, rect_sign, rect_spike
+from eisnn.baselines import (
+    TEBN,
+    BackEINeuron,
+    DANNConv2d,
+    DANNLinear,
+    HardResetLIF,
+    PreSpikeResidualBlock,
+    rect_sign,
+    rect_spike,
+)
+from eisnn.models import make_kind
+from eisnn.nn import EIConv2d
 
 BASELINES = ("tebn_resnet19", "bn_resnet19", "ei_resnet19", "dann_vgg16", "backeisnn_cnn5")
 
@@ -78,7 +87,7 @@ def test_tebn_rejects_a_merged_batch_of_another_length():
     with pytest.raises(ValueError, match="T=3"):
         TEBN(5, 3)(torch.randn(8, 5, 2, 2))
     with pytest.raises(ValueError, match="tebn layer kind needs time_steps"):
-        LayerKind("tebn")
+        make_kind("tebn")
 
 
 def test_tebn_network_applies_per_step_scales_to_static_input():
@@ -111,7 +120,7 @@ def test_resnet19_shapes():
 
 
 def test_resnet19_block_adds_the_shortcut_before_the_neuron():
-    block = PreSpikeResidualBlock(LayerKind("plain"), eisnn.models.NeuronOptions(), 0.0, 4, 4, 1)
+    block = PreSpikeResidualBlock(make_kind("plain"), eisnn.models.NeuronOptions(), 0.0, 4, 4, 1)
     x = (torch.rand(3, 2, 4, 5, 5) < 0.5).float()
     lif = eisnn.nn.LIF()
     hidden = lif(block.unit.current(x.flatten(0, 1)).view_as(x))

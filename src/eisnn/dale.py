@@ -12,60 +12,39 @@ Two policies, chosen per layer (``dale=`` of the E-I layers, the ``dale`` config
 
 A module declares its constrained tensors by name in a ``dale_parameters`` tuple attribute
 (E-I layers: ``DALE_PARAMETERS``; the DANN layers of the baselines declare theirs).
+The ``reparam`` machinery lives beside the layers (``eisnn.nn.dale_parametrization``); this
+module applies the policy to a whole model and re-exports those names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import parametrize
 from torch.utils.hooks import RemovableHandle
 
-POLICIES: tuple[str, ...] = ("clamp", "reparam")
-# smallest effective value the inverse accepts: softplus^-1(0) is -inf
-_FLOOR = 1e-12
+from .nn.dale_parametrization import (
+    POLICIES,
+    Softplus,
+    assign_,
+    check_policy,
+    is_reparametrized,
+    reparametrize_,
+)
 
-
-def check_policy(policy: str) -> str:
-    """``policy`` if it is one of ``POLICIES``, else a one-line ``ValueError``."""
-    if policy not in POLICIES:
-        raise ValueError(f"dale must be one of {list(POLICIES)}, got {policy!r}")
-    return policy
-
-
-class Softplus(nn.Module):
-    """The ``reparam`` map ``W = softplus(R) = log(1 + exp(R)) > 0``, with its inverse
-    ``R = W + log(-expm1(-W))`` (``W`` floored at ``1e-12``)."""
-
-    def forward(self, raw: torch.Tensor) -> torch.Tensor:
-        return F.softplus(raw)
-
-    def right_inverse(self, value: torch.Tensor) -> torch.Tensor:
-        value = value.clamp_min(_FLOOR)
-        return value + torch.log(-torch.expm1(-value))
-
-
-def reparametrize_(module: nn.Module, names: Iterable[str]) -> None:
-    """Make each named parameter of ``module`` ``softplus`` of a free parameter, keeping its value."""
-    for name in names:
-        parametrize.register_parametrization(module, name, Softplus())
-
-
-def is_reparametrized(module: nn.Module, name: str) -> bool:
-    return parametrize.is_parametrized(module, name)
-
-
-@torch.no_grad()
-def assign_(module: nn.Module, name: str, value: torch.Tensor) -> None:
-    """Set the effective value of ``module.<name>`` (under ``reparam``: its free parameter's inverse)."""
-    if is_reparametrized(module, name):
-        setattr(module, name, value.clone())
-    else:
-        getattr(module, name).copy_(value)
+__all__ = [
+    "POLICIES",
+    "Softplus",
+    "assign_",
+    "attach",
+    "check_policy",
+    "constrained_parameters",
+    "is_reparametrized",
+    "project_",
+    "reparametrize_",
+    "split_parameters",
+]
 
 
 def constrained_parameters(model: nn.Module) -> list[nn.Parameter]:

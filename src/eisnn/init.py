@@ -12,7 +12,9 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .nn.ei import EILayer
+from .nn.ei import EILayer, is_initialized
+
+__all__ = ["check_init_input", "ei_init", "ei_layers", "is_initialized"]
 
 
 def ei_layers(model: nn.Module) -> Iterator[tuple[str, EILayer]]:
@@ -20,11 +22,6 @@ def ei_layers(model: nn.Module) -> Iterator[tuple[str, EILayer]]:
     for name, module in model.named_modules():
         if isinstance(module, EILayer):
             yield name, module
-
-
-def is_initialized(model: nn.Module) -> bool:
-    """True when every E-I layer of ``model`` is initialized (always true without E-I layers)."""
-    return all(layer._initialized for _, layer in ei_layers(model))
 
 
 def check_init_input(name: str, x: torch.Tensor) -> None:

@@ -1,34 +1,42 @@
-"""Spiking networks defined once and parameterized by the layer kind (E-I, BN, TEBN, plain), and the
-baselines with their own units (DANN VGG-16, BackEISNN CNN-5)."""
+"""Spiking networks defined once and parameterized by the layer kind (E-I, BN, plain), and the
+registry that builds them by name. The comparison systems (``eisnn.baselines``) register theirs
+into the same registry."""
 
-from .backeisnn import BackEISNN
 from .blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
-from .dann import DANNVGG
 from .kinds import LayerKind
 from .mlp import MLP
 from .recurrent import RecurrentSNN, RecurrentUnit
-from .registry import create_model, list_models, register_model
+from .registry import (
+    create_model,
+    kind_names,
+    list_models,
+    make_kind,
+    own_units,
+    register_architecture,
+    register_kind,
+    register_model,
+)
 from .resnet import ResNet, SEWBlock
-from .resnet19 import PreSpikeResidualBlock, ResNet19
 from .vgg import VGG
 
 __all__ = [
-    "DANNVGG",
     "MLP",
     "VGG",
-    "BackEISNN",
     "LayerKind",
     "NeuronOptions",
     "PerStep",
-    "PreSpikeResidualBlock",
     "RecurrentSNN",
     "RecurrentUnit",
     "ResNet",
-    "ResNet19",
     "SEWBlock",
     "SpikingNetwork",
     "SpikingUnit",
     "create_model",
+    "kind_names",
     "list_models",
+    "make_kind",
+    "own_units",
+    "register_architecture",
+    "register_kind",
     "register_model",
 ]

@@ -11,8 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..init import is_initialized
-from ..nn import LIF
+from ..nn import LIF, is_initialized
 
 
 @dataclass(frozen=True)

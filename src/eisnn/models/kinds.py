@@ -1,78 +1,113 @@
 """Layer kinds: what a network's weight layers are made of, so that each network is defined once.
 
-- ``ei``: E-I layers (``EIConv2d``/``EILinear``) and an E-I readout; no normalization.
-- ``bn``: the BN-SNN baseline, ``conv (bias-free) -> BatchNorm`` and a plain linear readout.
-- ``tebn``: the TEBN baseline, ``conv (bias-free) -> TEBN`` (BatchNorm with temporal statistics and
-  a learnable scale per time step) and a plain linear readout; needs ``time_steps``.
-- ``plain``: neither: bias-free conv/linear with Kaiming init, plain linear readout.
+A ``LayerKind`` holds the constructors the blocks of a network call: ``kind.conv(in, out,
+kernel_size, stride, padding)``, ``kind.linear(in, out)``, ``kind.readout(in, classes)`` and,
+where the kind has one, ``kind.recurrent(in, hidden, neuron)``. A *kind builder* makes the
+``LayerKind`` of one network from the E-I options and the network's ``T``; builders are
+registered by name (``eisnn.models.registry.register_kind``). The paper's kinds:
+
+- ``ei``: E-I layers (``EIConv2d``/``EILinear``/``EIRecurrent``) and an E-I readout; no
+  normalization.
+- ``bn``: the BN-SNN twin, ``conv (bias-free) -> BatchNorm`` and a plain linear readout.
+- ``plain``: neither: bias-free conv/linear with Kaiming init, plain linear readout, and the
+  recurrent layer without E-I.
+
+The comparison systems add theirs (``tebn``, in ``eisnn.baselines``). Kinds other than ``ei``
+ignore the E-I options.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from torch import nn
 
-from ..nn import ConvBN, ConvTEBN, EIConv2d, EILinear, LinearBN, LinearTEBN
+from ..nn import (
+    ConvBN,
+    EIConv2d,
+    EILinear,
+    EIOptions,
+    EIRecurrent,
+    LinearBN,
+    PlainRecurrent,
+    kaiming_fan_out_,
+)
+from .blocks import NeuronOptions
 
-KIND_NAMES: tuple[str, ...] = ("ei", "bn", "tebn", "plain")
-EI_OPTIONS: tuple[str, ...] = ("ei_ratio", "stabilization", "epsilon", "ste", "scale_w_ei_grad", "init",
-                               "n_inhibitory", "inhibitory", "tau_i", "v_threshold_i", "surrogate_i", "alpha_i", "dale")
-# hidden layers only: the readout keeps the ratio's I count and the paper's ReLU I units (its output is a current)
-HIDDEN_ONLY_OPTIONS: tuple[str, ...] = ("n_inhibitory", "inhibitory", "tau_i", "v_threshold_i", "surrogate_i", "alpha_i")
-
-
-def _kaiming(layer: nn.Module) -> nn.Module:
-    nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
-    return layer
+# the E-I options a user gives a network (``readout`` and ``time_steps`` the network sets)
+EI_OPTIONS: tuple[str, ...] = tuple(
+    name for name in EIOptions.names() if name not in ("readout", "time_steps")
+)
+ConvFactory = Callable[..., nn.Module]  # (in_channels, out_channels, kernel_size, stride, padding)
+LinearFactory = Callable[[int, int], nn.Module]  # (in_features, out_features)
+RecurrentFactory = Callable[[int, int, NeuronOptions], nn.Module]  # (in, hidden, neuron)
 
 
 @dataclass(frozen=True)
 class LayerKind:
-    """Factory of a network's weight layers. ``ei_options`` go to every E-I layer; ``time_steps``
-    (the network's ``T``) sizes the per-step scales of TEBN layers."""
+    """The weight layers of one network: ``conv`` and ``linear`` produce the input current of a
+    spiking layer, ``readout`` the last layer (its output averaged over time is the logits),
+    ``recurrent`` a recurrent spiking layer (``None``: the kind has none)."""
 
     name: str
-    ei_options: dict[str, Any] = field(default_factory=dict)
-    time_steps: int | None = None
+    conv: ConvFactory
+    linear: LinearFactory
+    readout: LinearFactory
+    recurrent: RecurrentFactory | None = None
 
-    def __post_init__(self) -> None:
-        if self.name not in KIND_NAMES:
-            raise ValueError(f"unknown layer kind {self.name!r}; choose one of {list(KIND_NAMES)}")
-        unknown = set(self.ei_options) - set(EI_OPTIONS)
-        if unknown:
-            raise ValueError(f"unknown E-I options {sorted(unknown)}; allowed: {list(EI_OPTIONS)}")
-        if self.name == "tebn" and (self.time_steps is None or self.time_steps < 1):
-            raise ValueError(f"the tebn layer kind needs time_steps >= 1, got {self.time_steps}")
 
-    def hidden_ei_options(self) -> dict[str, Any]:
-        """Options of a hidden E-I layer: ``ei_options`` plus ``time_steps`` (spiking I units need ``T``)."""
-        return {**self.ei_options, "time_steps": self.time_steps}
+KindBuilder = Callable[[Mapping[str, Any], int | None], LayerKind]
 
-    def conv(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> nn.Module:
-        """A hidden convolution producing the input current of a spiking layer."""
-        if self.name == "ei":
-            return EIConv2d(in_channels, out_channels, kernel_size, stride, padding, **self.hidden_ei_options())
-        if self.name == "bn":
-            return ConvBN(in_channels, out_channels, kernel_size, stride, padding)
-        if self.name == "tebn":
-            return ConvTEBN(in_channels, out_channels, kernel_size, stride, padding, T=self.time_steps)
-        return _kaiming(nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False))
 
-    def linear(self, in_features: int, out_features: int) -> nn.Module:
-        """A hidden fully connected layer producing the input current of a spiking layer."""
-        if self.name == "ei":
-            return EILinear(in_features, out_features, **self.hidden_ei_options())
-        if self.name == "bn":
-            return LinearBN(in_features, out_features)
-        if self.name == "tebn":
-            return LinearTEBN(in_features, out_features, T=self.time_steps)
-        return _kaiming(nn.Linear(in_features, out_features, bias=False))
+def ei_kind(ei_options: Mapping[str, Any], time_steps: int | None) -> LayerKind:
+    """E-I layers with ``ei_options``; the hidden ones get ``time_steps`` (spiking I units need
+    ``T``), the readout the options of ``EIOptions.for_readout``."""
+    hidden = EIOptions.of("the ei layer kind", {**ei_options, "time_steps": time_steps})
+    options = hidden.as_kwargs()
 
-    def readout(self, in_features: int, num_classes: int) -> nn.Module:
-        """The last layer, whose output averaged over time is the logits."""
-        if self.name == "ei":
-            options = {k: v for k, v in self.ei_options.items() if k not in HIDDEN_ONLY_OPTIONS}
-            return EILinear(in_features, num_classes, readout=True, **options)
-        return nn.Linear(in_features, num_classes)
+    def recurrent(in_features: int, hidden_features: int, neuron: NeuronOptions) -> nn.Module:
+        return EIRecurrent(in_features, hidden_features, **dataclasses.asdict(neuron), **options)
+
+    return LayerKind(
+        "ei",
+        conv=partial(EIConv2d, **options),
+        linear=partial(EILinear, **options),
+        readout=partial(EILinear, **hidden.for_readout().as_kwargs()),
+        recurrent=recurrent,
+    )
+
+
+def bn_kind(ei_options: Mapping[str, Any], time_steps: int | None) -> LayerKind:
+    """The BN-SNN twin: ``ConvBN`` / ``LinearBN`` and a linear readout."""
+    return LayerKind("bn", conv=ConvBN, linear=LinearBN, readout=nn.Linear)
+
+
+def _plain_conv(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
+) -> nn.Module:
+    return kaiming_fan_out_(
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+    )
+
+
+def _plain_linear(in_features: int, out_features: int) -> nn.Module:
+    return kaiming_fan_out_(nn.Linear(in_features, out_features, bias=False))
+
+
+def _plain_recurrent(in_features: int, hidden_features: int, neuron: NeuronOptions) -> nn.Module:
+    return PlainRecurrent(in_features, hidden_features, **dataclasses.asdict(neuron))
+
+
+def plain_kind(ei_options: Mapping[str, Any], time_steps: int | None) -> LayerKind:
+    """Neither E-I nor normalization: Kaiming-initialized bias-free layers, a linear readout."""
+    return LayerKind(
+        "plain",
+        conv=_plain_conv,
+        linear=_plain_linear,
+        readout=nn.Linear,
+        recurrent=_plain_recurrent,
+    )

@@ -12,21 +12,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn import EIRecurrent, PlainRecurrent
 from .blocks import NeuronOptions, PerStep, SpikingNetwork
 from .kinds import LayerKind
 
+# the layer kinds with a recurrent layer (``LayerKind.recurrent``)
 RECURRENT_KINDS: tuple[str, ...] = ("ei", "plain")
 
 
 def recurrent_layer(kind: LayerKind, in_features: int, hidden: int, neuron: NeuronOptions) -> nn.Module:
-    """The recurrent spiking layer of ``kind`` (``ei`` or ``plain``)."""
-    lif = {"tau": neuron.tau, "v_threshold": neuron.v_threshold, "surrogate": neuron.surrogate, "alpha": neuron.alpha}
-    if kind.name == "ei":
-        return EIRecurrent(in_features, hidden, **lif, **kind.hidden_ei_options())
-    if kind.name == "plain":
-        return PlainRecurrent(in_features, hidden, **lif)
-    raise ValueError(f"recurrent networks come in kinds {list(RECURRENT_KINDS)}, got {kind.name!r}")
+    """The recurrent spiking layer of ``kind`` (a kind with a ``recurrent`` constructor)."""
+    if kind.recurrent is None:
+        raise ValueError(
+            f"recurrent networks come in kinds {list(RECURRENT_KINDS)}, got {kind.name!r}"
+        )
+    return kind.recurrent(in_features, hidden, neuron)
 
 
 class RecurrentUnit(nn.Module):

@@ -1,32 +1,103 @@
-"""The model registry: ``<kind>_<arch>`` names built from one definition per architecture."""
+"""The model registry: ``<kind>_<arch>`` names built from one definition per architecture.
+
+Three registries, filled at import time (the comparison systems register theirs from
+``eisnn.baselines``, which ``import eisnn`` imports):
+
+- layer kinds by name (``register_kind``): what a network's weight layers are made of;
+- architectures by name (``register_architecture``): a network taking a ``LayerKind``, built as
+  ``<kind>_<arch>`` for every registered kind it accepts, whichever is registered first;
+- models by name (``register_model``): every buildable name, including networks with their own
+  layers and neurons (``own_units``).
+"""
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
-from .backeisnn import BackEISNN
 from .blocks import NeuronOptions, SpikingNetwork
-from .dann import DANNVGG
-from .kinds import EI_OPTIONS, KIND_NAMES, LayerKind
+from .kinds import EI_OPTIONS, KindBuilder, LayerKind, bn_kind, ei_kind, plain_kind
 from .mlp import MLP
 from .recurrent import RECURRENT_KINDS, RecurrentSNN
 from .resnet import RESNET_PLANS, ResNet
-from .resnet19 import ResNet19
-from .vgg import VGG_PLANS, VGG
+from .vgg import VGG, VGG_PLANS
 
 NEURON_OPTIONS: tuple[str, ...] = ("tau", "v_threshold", "surrogate", "alpha")
 Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, Builder] = {}
+_KINDS: dict[str, KindBuilder] = {}
+
+
+@dataclass(frozen=True)
+class _Architecture:
+    """A network parameterized by the layer kind, with its fixed options (``plan``, ``depth``)
+    and the kinds it accepts (``None``: every kind)."""
+
+    network: Callable[..., SpikingNetwork]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    kinds: tuple[str, ...] | None = None
+
+    def accepts(self, kind_name: str) -> bool:
+        return self.kinds is None or kind_name in self.kinds
+
+
+_ARCHITECTURES: dict[str, _Architecture] = {}
 
 
 def register_model(name: str, builder: Builder) -> None:
-    """Make ``create_model(name, ...)`` call ``builder(kind=..., num_classes, in_channels, T, **kwargs)``."""
+    """Make ``create_model(name, ...)`` call ``builder(num_classes, in_channels, T, **kwargs)``."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     _REGISTRY[name] = builder
+
+
+def register_kind(name: str, build: KindBuilder) -> None:
+    """Register the layer kind ``name`` (``build(ei_options, time_steps) -> LayerKind``) and the
+    model ``<name>_<arch>`` of every registered architecture that accepts it."""
+    if name in _KINDS:
+        raise ValueError(f"layer kind {name!r} is already registered")
+    _KINDS[name] = build
+    for arch_name, arch in _ARCHITECTURES.items():
+        if arch.accepts(name):
+            register_model(f"{name}_{arch_name}", _builder(arch, name))
+
+
+def register_architecture(
+    name: str,
+    network: Callable[..., SpikingNetwork],
+    *,
+    kinds: tuple[str, ...] | None = None,
+    **fixed: Any,
+) -> None:
+    """Register ``network(kind=..., num_classes, in_channels, T, neuron, **fixed, ...)`` as the
+    models ``<kind>_<name>`` of every registered layer kind in ``kinds`` (``None``: every one),
+    present and future."""
+    if name in _ARCHITECTURES:
+        raise ValueError(f"architecture {name!r} is already registered")
+    arch = _Architecture(network, fixed, kinds)
+    _ARCHITECTURES[name] = arch
+    for kind_name in _KINDS:
+        if arch.accepts(kind_name):
+            register_model(f"{kind_name}_{name}", _builder(arch, kind_name))
+
+
+def kind_names() -> list[str]:
+    """All registered layer kinds."""
+    return sorted(_KINDS)
+
+
+def make_kind(
+    name: str, ei_options: Mapping[str, Any] | None = None, time_steps: int | None = None
+) -> LayerKind:
+    """The ``LayerKind`` ``name`` of a network with ``T = time_steps`` (E-I options: ``EI_OPTIONS``,
+    used by the ``ei`` kind)."""
+    if name not in _KINDS:
+        raise ValueError(f"unknown layer kind {name!r}; choose one of {kind_names()}")
+    return _KINDS[name](ei_options or {}, time_steps)
 
 
 def list_models() -> list[str]:
@@ -38,40 +109,58 @@ def create_model(name: str, num_classes: int, in_channels: int, T: int, **kwargs
     """Build a registered network.
 
     ``kwargs``: architecture options (``image_size``, ``width``, ``dropout``, ``hidden`` for MLPs),
-    neuron options (``tau, v_threshold, surrogate, alpha``) and, for E-I models, the E-I layer options
-    (``ei_ratio, stabilization, epsilon, ste, scale_w_ei_grad, init``, and beyond the paper
-    ``n_inhibitory, inhibitory, tau_i, v_threshold_i, surrogate_i, alpha_i, dale``; ignored by other kinds). The
-    baselines with their own units (``dann_vgg16``, ``backeisnn_cnn5``) ignore both groups.
+    neuron options (``tau, v_threshold, surrogate, alpha``) and, for E-I models, the E-I layer
+    options (``ei_ratio, stabilization, epsilon, ste, scale_w_ei_grad, init``, and beyond the
+    paper ``n_inhibitory, inhibitory, tau_i, v_threshold_i, surrogate_i, alpha_i, dale``; ignored
+    by other kinds). The baselines with their own units (``dann_vgg16``, ``backeisnn_cnn5``)
+    ignore both groups.
     """
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
     return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, T=T, **kwargs)
 
 
-def _split_options(kind_name: str, T: int, kwargs: dict[str, Any]) -> tuple[LayerKind, NeuronOptions, dict[str, Any]]:
+def _split_options(
+    kind_name: str, T: int, kwargs: dict[str, Any]
+) -> tuple[LayerKind, NeuronOptions, dict[str, Any]]:
     ei = {k: kwargs.pop(k) for k in EI_OPTIONS if k in kwargs}
     neuron = NeuronOptions(**{k: kwargs.pop(k) for k in NEURON_OPTIONS if k in kwargs})
-    return LayerKind(kind_name, ei if kind_name == "ei" else {}, time_steps=T), neuron, kwargs
+    return make_kind(kind_name, ei, time_steps=T), neuron, kwargs
 
 
-def _builder(network: Callable[..., SpikingNetwork], kind_name: str, **fixed: Any) -> Builder:
+def _builder(arch: _Architecture, kind_name: str) -> Builder:
     def build(num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
         kind, neuron, rest = _split_options(kind_name, T, dict(kwargs))
-        _check_options(network, rest, fixed)
-        return network(kind=kind, num_classes=num_classes, in_channels=in_channels, T=T, neuron=neuron, **fixed, **rest)
+        _check_options(arch.network, rest, arch.fixed)
+        return arch.network(
+            kind=kind,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            T=T,
+            neuron=neuron,
+            **arch.fixed,
+            **rest,
+        )
 
     return build
 
 
-def _check_options(network: Callable[..., nn.Module], options: dict[str, Any], fixed: dict[str, Any]) -> None:
-    allowed = set(inspect.signature(network).parameters) - {"kind", "neuron", "num_classes", "in_channels", "T", *fixed}
+def _check_options(
+    network: Callable[..., nn.Module], options: dict[str, Any], fixed: dict[str, Any]
+) -> None:
+    set_by_registry = {"kind", "neuron", "num_classes", "in_channels", "T", *fixed}
+    allowed = set(inspect.signature(network).parameters) - set_by_registry
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for {network.__name__}; allowed: {sorted(allowed | set(NEURON_OPTIONS) | set(EI_OPTIONS))}")
+        everything = sorted(allowed | set(NEURON_OPTIONS) | set(EI_OPTIONS))
+        raise ValueError(
+            f"unknown option(s) {unknown} for {network.__name__}; allowed: {everything}"
+        )
 
 
-def _own_units_builder(network: Callable[..., nn.Module]) -> Builder:
-    """A network with its own layers and neurons: the shared E-I and neuron options are ignored."""
+def own_units(network: Callable[..., nn.Module]) -> Builder:
+    """The builder of a network with its own layers and neurons: the shared E-I and neuron
+    options are ignored."""
 
     def build(num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
         rest = {k: v for k, v in kwargs.items() if k not in EI_OPTIONS and k not in NEURON_OPTIONS}
@@ -81,14 +170,12 @@ def _own_units_builder(network: Callable[..., nn.Module]) -> Builder:
     return build
 
 
-for _kind in KIND_NAMES:
-    for _depth, _plan in VGG_PLANS.items():
-        register_model(f"{_kind}_vgg{_depth}", _builder(VGG, _kind, plan=_plan))
-    for _depth in RESNET_PLANS:
-        register_model(f"{_kind}_resnet{_depth}", _builder(ResNet, _kind, depth=_depth))
-    register_model(f"{_kind}_resnet19", _builder(ResNet19, _kind))
-    register_model(f"{_kind}_mlp", _builder(MLP, _kind))
-for _kind in RECURRENT_KINDS:
-    register_model(f"{_kind}_rnn", _builder(RecurrentSNN, _kind))
-register_model("dann_vgg16", _own_units_builder(DANNVGG))
-register_model("backeisnn_cnn5", _own_units_builder(BackEISNN))
+register_kind("ei", ei_kind)
+register_kind("bn", bn_kind)
+register_kind("plain", plain_kind)
+for _depth, _plan in VGG_PLANS.items():
+    register_architecture(f"vgg{_depth}", VGG, plan=_plan)
+for _depth in RESNET_PLANS:
+    register_architecture(f"resnet{_depth}", ResNet, depth=_depth)
+register_architecture("mlp", MLP)
+register_architecture("rnn", RecurrentSNN, kinds=RECURRENT_KINDS)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..init import is_initialized
+from ..nn import is_initialized
 from .blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
 from .kinds import LayerKind
 

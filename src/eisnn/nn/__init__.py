@@ -1,40 +1,29 @@
-"""Modules that hold parameters and call the functional core."""
+"""Modules that hold parameters and call the functional core: the paper's E-I layers, the LIF
+neuron, and the blocks of its BN-SNN twin. The comparison systems are in ``eisnn.baselines``."""
 
-from .backei import BackEINeuron, HardResetLIF, rect_sign, rect_spike
-from .bn import ConvBN, LinearBN
-from .dann import DANNConv2d, DANNLayer, DANNLinear
-from .ei import DALE_PARAMETERS, EIConv2d, EILayer, EILinear, NotInitializedError, inhibitory_count
+from .bn import ConvBN, LinearBN, kaiming_fan_out_
+from .ei import DALE_PARAMETERS, EIConv2d, EILayer, EILinear, NotInitializedError, is_initialized
+from .ei_options import EIOptions, inhibitory_count
 from .inhibitory import INHIBITORY_KINDS, InhibitoryPopulation
-from .lif import LIF
+from .lif import LIF, is_spiking_neuron
 from .recurrent import EIRecurrent, PlainRecurrent
-from .tebn import TEBN, ConvTEBN, LinearTEBN
-
-#: Modules whose output is spikes (firing-rate monitors and diagnostics hook these).
-SPIKING_NEURONS: tuple[type, ...] = (LIF, HardResetLIF, BackEINeuron)
 
 __all__ = [
-    "SPIKING_NEURONS",
     "DALE_PARAMETERS",
-    "TEBN",
-    "BackEINeuron",
+    "INHIBITORY_KINDS",
+    "LIF",
     "ConvBN",
-    "ConvTEBN",
-    "DANNConv2d",
-    "DANNLayer",
-    "DANNLinear",
     "EIConv2d",
     "EILayer",
-    "EIRecurrent",
-    "INHIBITORY_KINDS",
-    "InhibitoryPopulation",
     "EILinear",
-    "HardResetLIF",
-    "LIF",
+    "EIOptions",
+    "EIRecurrent",
+    "InhibitoryPopulation",
     "LinearBN",
-    "LinearTEBN",
     "NotInitializedError",
     "PlainRecurrent",
     "inhibitory_count",
-    "rect_sign",
-    "rect_spike",
+    "is_initialized",
+    "is_spiking_neuron",
+    "kaiming_fan_out_",
 ]

@@ -6,7 +6,18 @@ batch and space; running statistics at inference. Kaiming normal (fan_out) init.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from torch import nn
+
+LayerT = TypeVar("LayerT", nn.Conv2d, nn.Linear)
+
+
+def kaiming_fan_out_(layer: LayerT) -> LayerT:
+    """Kaiming normal init of ``layer.weight`` for ReLU-like units over the fan-out (in place):
+    ``W ~ N(0, 2 / fan_out)``. Returns ``layer``."""
+    nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
+    return layer
 
 
 class ConvBN(nn.Sequential):
@@ -14,8 +25,7 @@ class ConvBN(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-        super().__init__(conv, nn.BatchNorm2d(out_channels))
+        super().__init__(kaiming_fan_out_(conv), nn.BatchNorm2d(out_channels))
 
 
 class LinearBN(nn.Sequential):
@@ -23,5 +33,4 @@ class LinearBN(nn.Sequential):
 
     def __init__(self, in_features: int, out_features: int) -> None:
         linear = nn.Linear(in_features, out_features, bias=False)
-        nn.init.kaiming_normal_(linear.weight, mode="fan_out", nonlinearity="relu")
-        super().__init__(linear, nn.BatchNorm1d(out_features))
+        super().__init__(kaiming_fan_out_(linear), nn.BatchNorm1d(out_features))

@@ -14,8 +14,12 @@ Options beyond the paper (all off by default; the paper's numbers are unchanged 
 - ``inhibitory="lif"``: spiking I units (``eisnn.nn.inhibitory``): the I population integrates
   ``I_I`` over the ``time_steps`` steps and its spikes ``s_I`` (not ``I_I``) drive the
   subtractive and divisive paths. The layer then needs ``[T*B, ...]`` with ``T = time_steps``.
-- ``dale="reparam"``: Dale's law by construction (``eisnn.dale``): each constrained tensor is
-  ``softplus`` of a free parameter (state-dict key ``parametrizations.<name>.original``).
+- ``dale="reparam"``: Dale's law by construction (``eisnn.nn.dale_parametrization``): each
+  constrained tensor is ``softplus`` of a free parameter (state-dict key
+  ``parametrizations.<name>.original``).
+
+The layers take PyTorch's shape arguments positionally and the E-I options (``EIOptions``) as
+keyword arguments only.
 """
 
 from __future__ import annotations
@@ -26,80 +30,64 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules.utils import _pair
 
-from .. import dale as dale_policy
 from .. import functional as EF
+from .dale_parametrization import assign_, reparametrize_
+from .ei_options import POPULATION_OPTIONS, EIOptions, inhibitory_count
 from .inhibitory import InhibitoryPopulation
 
 DALE_PARAMETERS: tuple[str, ...] = ("w_ee", "w_ie", "w_ei", "g_i", "g_e")
-INIT_MODES: tuple[str, ...] = ("ei", "standard")
-
-
-def inhibitory_count(n_excitatory: int, ei_ratio: float, n_inhibitory: int | None = None) -> int:
-    """``n_I = max(1, floor(n_E / ratio))``: the paper's ``n_E // ratio``, at least one I unit
-    (any real ratio >= 1: 100 E units at ratio 3 give 33 I units, at ratio 16 give 6).
-    ``n_inhibitory`` given directly wins over the ratio."""
-    if n_inhibitory is not None:
-        if n_inhibitory < 1:
-            raise ValueError(f"n_inhibitory must be >= 1, got {n_inhibitory}")
-        return int(n_inhibitory)
-    if ei_ratio < 1:
-        raise ValueError(f"ei_ratio must be >= 1, got {ei_ratio}")
-    return max(1, math.floor(n_excitatory / ei_ratio))
+PADDING_MODES: tuple[str, ...] = ("same", "valid")
+# options an E-I layer's repr leaves out: n_I is always shown, and the spiking I units show
+# their own options in the repr of their population (``i_population``)
+_OPTIONS_NOT_REPRESENTED: tuple[str, ...] = ("n_inhibitory", *POPULATION_OPTIONS)
 
 
 class NotInitializedError(RuntimeError):
     """An E-I layer was used before the data-dependent E-I Init."""
 
 
+def is_initialized(model: nn.Module) -> bool:
+    """True when every E-I layer of ``model`` is initialized (always true without E-I layers)."""
+    return all(m._initialized for m in model.modules() if isinstance(m, EILayer))
+
+
 class EILayer(nn.Module):
     """What ``EIConv2d`` and ``EILinear`` share: the lateral I->E circuit and the init state.
 
     Subclasses define ``w_ee, w_ie`` and ``_drive(x, weight)`` (the input map) and ``fan_in``,
-    then call ``_finish_parameters()``.
+    then call ``_finish_parameters()``. ``options`` are the E-I options the layer was built with;
+    each is also an attribute (``init`` as ``init_mode``; the I population's as ``i_population``).
     """
 
     fan_in: int
     dale_parameters = DALE_PARAMETERS
 
     def __init__(
-        self,
-        n_excitatory: int,
-        ei_ratio: float,
-        readout: bool,
-        stabilization: str,
-        epsilon: float,
-        ste: bool,
-        scale_w_ei_grad: bool,
-        init: str,
-        device: Any,
-        dtype: Any,
-        n_inhibitory: int | None = None,
-        inhibitory: str = "relu",
-        tau_i: float = 2.0,
-        v_threshold_i: float = 1.0,
-        surrogate_i: str = "sigmoid",
-        alpha_i: float = 4.0,
-        time_steps: int | None = None,
-        dale: str = "clamp",
+        self, *, n_excitatory: int, options: EIOptions, device: Any = None, dtype: Any = None
     ) -> None:
         super().__init__()
-        if stabilization not in EF.STABILIZATIONS:
-            raise ValueError(f"stabilization must be one of {list(EF.STABILIZATIONS)}, got {stabilization!r}")
-        if init not in INIT_MODES:
-            raise ValueError(f"init must be one of {list(INIT_MODES)}, got {init!r}")
         factory = {"device": device, "dtype": dtype}
+        self.options = options
         self.n_excitatory = n_excitatory
-        self.n_inhibitory = inhibitory_count(n_excitatory, ei_ratio, n_inhibitory)
-        self.ei_ratio = ei_ratio
-        self.readout = readout
-        self.stabilization = stabilization
-        self.epsilon = epsilon
-        self.ste = ste
-        self.scale_w_ei_grad = scale_w_ei_grad
-        self.init_mode = init
-        self.dale = dale_policy.check_policy(dale)
-        self.i_population = InhibitoryPopulation.create(inhibitory, tau_i, v_threshold_i, surrogate_i, alpha_i, time_steps)
+        self.n_inhibitory = inhibitory_count(n_excitatory, options.ei_ratio, options.n_inhibitory)
+        self.ei_ratio = options.ei_ratio
+        self.readout = options.readout
+        self.stabilization = options.stabilization
+        self.epsilon = options.epsilon
+        self.ste = options.ste
+        self.scale_w_ei_grad = options.scale_w_ei_grad
+        self.init_mode = options.init
+        self.dale = options.dale
+        self.i_population = InhibitoryPopulation.create(
+            options.inhibitory,
+            options.tau_i,
+            options.v_threshold_i,
+            options.surrogate_i,
+            options.alpha_i,
+            options.time_steps,
+        )
         self.w_ei = nn.Parameter(torch.empty(n_excitatory, self.n_inhibitory, **factory))
         self.g_i = nn.Parameter(torch.empty(self.n_inhibitory, **factory))
         self.g_e = nn.Parameter(torch.empty(n_excitatory, **factory))
@@ -121,12 +109,13 @@ class EILayer(nn.Module):
         """Called by subclasses once ``w_ee, w_ie`` exist: data-free init, then the Dale policy."""
         self.reset_parameters()
         if self.dale == "reparam":
-            dale_policy.reparametrize_(self, self.dale_parameters)
+            reparametrize_(self, self.dale_parameters)
 
     def _assign(self, name: str, value: torch.Tensor | float) -> None:
         """Set a tensor's effective value (through the Dale parametrization when there is one)."""
         current = getattr(self, name)
-        dale_policy.assign_(self, name, torch.as_tensor(value, dtype=current.dtype, device=current.device).expand_as(current))
+        value = torch.as_tensor(value, dtype=current.dtype, device=current.device)
+        assign_(self, name, value.expand_as(current))
 
     def _init_lateral(self) -> None:
         with torch.no_grad():
@@ -257,24 +246,35 @@ class EILayer(nn.Module):
         return {"i_ee": i_ee, "s_i": s_i, "sub": sub, "div": div}
 
     def _ei_repr(self) -> str:
-        extra = ", readout=True" if self.readout else ""
-        if self.stabilization != "adaptive":
-            extra += f", stabilization={self.stabilization!r}"
-        if not self.ste:
-            extra += ", ste=False"
-        if not self.scale_w_ei_grad:
-            extra += ", scale_w_ei_grad=False"
-        if self.init_mode != "ei":
-            extra += f", init={self.init_mode!r}"
-        if self.i_population is not None:
-            extra += ", inhibitory='lif'"
-        if self.dale != "clamp":
-            extra += f", dale={self.dale!r}"
-        return f"n_I={self.n_inhibitory}{extra}"
+        """``n_I`` and the E-I options that differ from their defaults."""
+        changed = self.options.changed()
+        shown = [f"{k}={v!r}" for k, v in changed.items() if k not in _OPTIONS_NOT_REPRESENTED]
+        return ", ".join([f"n_I={self.n_inhibitory}", *shown])
+
+
+def _conv_padding(
+    padding: str | int | tuple[int, int], stride: tuple[int, int]
+) -> str | tuple[int, int]:
+    """``padding`` as ``nn.Conv2d`` takes it: a pair, or ``"same"`` (unit stride only) or
+    ``"valid"`` (no padding)."""
+    if not isinstance(padding, str):
+        return _pair(padding)
+    if padding not in PADDING_MODES:
+        raise ValueError(
+            f"padding must be an int, a pair or one of {list(PADDING_MODES)}, got {padding!r}"
+        )
+    if padding == "same" and stride != (1, 1):
+        raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
+    return padding
 
 
 class EIConv2d(EILayer):
-    """E-I convolution: ``W_EE [n_E, C, kh, kw]``, ``W_IE [n_I, C, kh, kw]``, ``W_EI`` as a 1x1 mix."""
+    """E-I convolution: ``W_EE [n_E, C, kh, kw]``, ``W_IE [n_I, C, kh, kw]``, ``W_EI`` as a 1x1 mix.
+
+    ``kernel_size, stride, padding, dilation`` as in ``nn.Conv2d`` (an int or a pair; ``padding``
+    also ``"same"`` or ``"valid"``). ``groups`` must be 1: each I unit pools over all input
+    channels. ``options``: the E-I options (``EIOptions``), keyword-only.
+    """
 
     def __init__(
         self,
@@ -282,24 +282,27 @@ class EIConv2d(EILayer):
         out_channels: int,
         kernel_size: int | tuple[int, int],
         stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
-        ei_ratio: float = 4,
-        readout: bool = False,
-        stabilization: str = "adaptive",
-        epsilon: float = 1e-8,
-        ste: bool = True,
-        scale_w_ei_grad: bool = True,
-        init: str = "ei",
+        padding: str | int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        *,
         device: Any = None,
         dtype: Any = None,
         **options: Any,
     ) -> None:
-        super().__init__(out_channels, ei_ratio, readout, stabilization, epsilon, ste, scale_w_ei_grad, init, device, dtype, **options)
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        if groups != 1:
+            raise ValueError(
+                f"EIConv2d needs groups=1 (each I unit pools over all input channels), got {groups}"
+            )
+        ei_options = EIOptions.of(type(self).__name__, options)
+        super().__init__(n_excitatory=out_channels, options=ei_options, device=device, dtype=dtype)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = (kh, kw)
-        self.stride = stride
-        self.padding = padding
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride)
+        self.padding = _conv_padding(padding, self.stride)
+        self.dilation = _pair(dilation)
+        self.groups = groups
+        kh, kw = self.kernel_size
         self.fan_in = in_channels * kh * kw
         factory = {"device": device, "dtype": dtype}
         self.w_ee = nn.Parameter(torch.empty(out_channels, in_channels, kh, kw, **factory))
@@ -307,34 +310,37 @@ class EIConv2d(EILayer):
         self._finish_parameters()
 
     def _drive(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, weight, None, self.stride, self.padding)
+        return F.conv2d(x, weight, None, self.stride, self.padding, self.dilation)
 
     def extra_repr(self) -> str:
-        return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}, padding={self.padding}, {self._ei_repr()}"
-        )
+        """Like ``nn.Conv2d``: stride, padding and dilation only where they are not the default."""
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        if self.stride != (1, 1):
+            text += f", stride={self.stride}"
+        if self.padding != (0, 0):
+            text += f", padding={self.padding!r}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        return f"{text}, {self._ei_repr()}"
 
 
 class EILinear(EILayer):
-    """E-I fully connected layer: ``W_EE [n_E, d]``, ``W_IE [n_I, d]``, ``W_EI [n_E, n_I]``."""
+    """E-I fully connected layer: ``W_EE [n_E, d]``, ``W_IE [n_I, d]``, ``W_EI [n_E, n_I]``.
+
+    ``options``: the E-I options (``EIOptions``), keyword-only.
+    """
 
     def __init__(
         self,
         in_features: int,
         out_features: int,
-        ei_ratio: float = 4,
-        readout: bool = False,
-        stabilization: str = "adaptive",
-        epsilon: float = 1e-8,
-        ste: bool = True,
-        scale_w_ei_grad: bool = True,
-        init: str = "ei",
+        *,
         device: Any = None,
         dtype: Any = None,
         **options: Any,
     ) -> None:
-        super().__init__(out_features, ei_ratio, readout, stabilization, epsilon, ste, scale_w_ei_grad, init, device, dtype, **options)
+        ei_options = EIOptions.of(type(self).__name__, options)
+        super().__init__(n_excitatory=out_features, options=ei_options, device=device, dtype=dtype)
         self.in_features, self.out_features = in_features, out_features
         self.fan_in = in_features
         factory = {"device": device, "dtype": dtype}

@@ -14,6 +14,8 @@ class LIF(nn.Module):
     Stateless across calls: the membrane starts at 0 every forward (no reset to forget).
     """
 
+    emits_spikes = True  # its output is spikes (see ``is_spiking_neuron``)
+
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, surrogate: str = "sigmoid", alpha: float = 4.0) -> None:
         super().__init__()
         if tau < 1:
@@ -35,3 +37,9 @@ class LIF(nn.Module):
 
     def extra_repr(self) -> str:
         return f"tau={self.tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, alpha={self.alpha}"
+
+
+def is_spiking_neuron(module: nn.Module) -> bool:
+    """True for a module whose output is spikes: its class declares ``emits_spikes = True``
+    (the LIF here; the baselines' neurons declare it too). Firing-rate monitors hook these."""
+    return getattr(type(module), "emits_spikes", False) is True

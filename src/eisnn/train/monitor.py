@@ -11,13 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from eisnn.nn import is_spiking_neuron
+
 
 def lif_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The model's spiking-neuron modules (``eisnn.nn.SPIKING_NEURONS``) by qualified name, in
+    """The model's spiking-neuron modules (``eisnn.nn.is_spiking_neuron``) by qualified name, in
     forward-definition order."""
-    from eisnn.nn import SPIKING_NEURONS
-
-    return {name: m for name, m in model.named_modules() if isinstance(m, SPIKING_NEURONS)}
+    return {name: m for name, m in model.named_modules() if is_spiking_neuron(m)}
 
 
 class FiringRateMonitor:

@@ -8,15 +8,23 @@ On the merged time-major tensor ``x`` of shape ``[T*B, C, ...]``::
 ``gamma, beta`` are shared across time. Training uses the batch statistics and updates running
 estimates (like ``BatchNorm``); evaluation uses the running estimates, and ``p[t]`` stays.
 The layer owns ``T`` (the shape of ``p``), so its input must hold exactly ``T`` steps.
+
+The ``tebn`` layer kind (``tebn_kind``): ``conv (bias-free) -> TEBN`` for hidden layers and a
+plain linear readout; it needs the network's ``T``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..models.kinds import LayerKind
+from ..nn import kaiming_fan_out_
 
 
 class TEBN(nn.Module):
@@ -75,11 +83,6 @@ class TEBN(nn.Module):
         return f"{self.num_features}, T={self.T}, eps={self.eps}, momentum={self.momentum}"
 
 
-def _kaiming(layer: nn.Module) -> nn.Module:
-    nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
-    return layer
-
-
 class ConvTEBN(nn.Sequential):
     """``Conv2d(bias=False) -> TEBN`` on merged ``[T*B, C, H, W]``; Kaiming normal (fan_out) init."""
 
@@ -87,11 +90,24 @@ class ConvTEBN(nn.Sequential):
         self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, *, T: int
     ) -> None:
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-        super().__init__(_kaiming(conv), TEBN(out_channels, T))
+        super().__init__(kaiming_fan_out_(conv), TEBN(out_channels, T))
 
 
 class LinearTEBN(nn.Sequential):
     """``Linear(bias=False) -> TEBN`` on merged ``[T*B, features]``; Kaiming normal (fan_out) init."""
 
     def __init__(self, in_features: int, out_features: int, *, T: int) -> None:
-        super().__init__(_kaiming(nn.Linear(in_features, out_features, bias=False)), TEBN(out_features, T))
+        linear = nn.Linear(in_features, out_features, bias=False)
+        super().__init__(kaiming_fan_out_(linear), TEBN(out_features, T))
+
+
+def tebn_kind(ei_options: Mapping[str, Any], time_steps: int | None) -> LayerKind:
+    """The ``tebn`` layer kind of a network with ``T = time_steps`` (E-I options ignored)."""
+    if time_steps is None or time_steps < 1:
+        raise ValueError(f"the tebn layer kind needs time_steps >= 1, got {time_steps}")
+    return LayerKind(
+        "tebn",
+        conv=partial(ConvTEBN, T=time_steps),
+        linear=partial(LinearTEBN, T=time_steps),
+        readout=nn.Linear,
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..nn.dann import DANNConv2d, DANNLinear
+from .dann import DANNConv2d, DANNLinear
 
 POOL = "P"
 DANN_VGG16_CONVS: tuple[tuple[int, int] | str, ...] = (

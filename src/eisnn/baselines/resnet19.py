@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit, per_step
-from .kinds import LayerKind
+from ..models.blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit, per_step
+from ..models.kinds import LayerKind
 
 RESNET19_STAGES: tuple[tuple[int, int], ...] = ((128, 3), (256, 3), (512, 2))  # (channels, blocks)
 RESNET19_HIDDEN = 256

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..nn.backei import BackEINeuron, HardResetLIF
-from .blocks import PerStep, SpikingNetwork, SpikingUnit
+from ..models.blocks import PerStep, SpikingNetwork, SpikingUnit
+from .backei import BackEINeuron, HardResetLIF
 
 BACKEI_CHANNELS: tuple[int, ...] = (128, 256, 512)
 BACKEI_HIDDEN = 1024

@@ -58,6 +58,8 @@ class HardResetLIF(nn.Module):
     Input ``[T, ...]`` currents, output spikes ``[T, ...]``; rectangular surrogate.
     """
 
+    emits_spikes = True  # see ``eisnn.nn.is_spiking_neuron``
+
     def __init__(self, decay: float = 0.2, v_threshold: float = 0.5) -> None:
         super().__init__()
         self.decay = decay
@@ -80,6 +82,7 @@ class HardResetLIF(nn.Module):
 class BackEINeuron(nn.Module):
     """The BackEI neuron over ``[T, B, channels, H, W]`` input currents; output signed spikes."""
 
+    emits_spikes = True  # see ``eisnn.nn.is_spiking_neuron``
     signed = True  # spikes in {-1, 0, +1}: a firing rate counts |s|
 
     def __init__(self, channels: int, decay: float = 0.2, v_threshold: float = 0.5) -> None:
