@@ -267,10 +267,12 @@ class Trainer:
         return torch.linalg.vector_norm(torch.stack([p.grad.detach().float().norm() for p in params]))
 
     def _non_finite(self, epoch: int, i: int, what: str) -> None:
-        """Skip the step (``nonfinite: skip``) or stop without touching what is written."""
+        """Skip the step (``nonfinite: skip``; the schedule still advances, so the lr follows the
+        iteration count) or stop without touching what is written."""
         self.optimizer.zero_grad(set_to_none=True)
         if self.cfg.nonfinite == "skip":
             self.skipped += 1
+            self.scheduler.skip()
             return
         last = self.ckpt_dir / "last.pt"
         pointer = (f"last good checkpoint: {last} (epoch {self.epoch}); resume with `eisnn train --resume "
