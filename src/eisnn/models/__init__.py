@@ -7,7 +7,7 @@ from .dann import DANNVGG
 from .kinds import LayerKind
 from .mlp import MLP
 from .recurrent import RecurrentSNN, RecurrentUnit
-from .registry import create_model, list_models, register_model
+from .registry import create_model, list_models, model_options, register_model
 from .resnet import ResNet, SEWBlock
 from .resnet19 import PreSpikeResidualBlock, ResNet19
 from .vgg import VGG
@@ -30,5 +30,6 @@ __all__ = [
     "SpikingUnit",
     "create_model",
     "list_models",
+    "model_options",
     "register_model",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from torch import nn
@@ -20,18 +21,29 @@ from .vgg import VGG_PLANS, VGG
 NEURON_OPTIONS: tuple[str, ...] = ("tau", "v_threshold", "surrogate", "alpha")
 Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, Builder] = {}
+_OPTIONS: dict[str, frozenset[str]] = {}
 
 
-def register_model(name: str, builder: Builder) -> None:
-    """Make ``create_model(name, ...)`` call ``builder(kind=..., num_classes, in_channels, T, **kwargs)``."""
+def register_model(name: str, builder: Builder, options: Iterable[str]) -> None:
+    """Make ``create_model(name, ...)`` call ``builder(num_classes, in_channels, T, **kwargs)``;
+    ``options`` names the keyword options the model acts on (see :func:`model_options`)."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     _REGISTRY[name] = builder
+    _OPTIONS[name] = frozenset(options)
 
 
 def list_models() -> list[str]:
     """All registered model names."""
     return sorted(_REGISTRY)
+
+
+def model_options(name: str) -> frozenset[str]:
+    """The keyword options that change the model ``name`` builds (besides ``num_classes``,
+    ``in_channels``, ``T``): the network's own, the neuron options for networks of spiking
+    units, and the E-I options for E-I networks. ``create_model`` ignores the others."""
+    _check_name(name)
+    return _OPTIONS[name]
 
 
 def create_model(name: str, num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
@@ -43,9 +55,13 @@ def create_model(name: str, num_classes: int, in_channels: int, T: int, **kwargs
     ``n_inhibitory, inhibitory, tau_i, v_threshold_i, surrogate_i, alpha_i, dale``; ignored by other kinds). The
     baselines with their own units (``dann_vgg16``, ``backeisnn_cnn5``) ignore both groups.
     """
+    _check_name(name)
+    return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, T=T, **kwargs)
+
+
+def _check_name(name: str) -> None:
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, T=T, **kwargs)
 
 
 def _split_options(kind_name: str, T: int, kwargs: dict[str, Any]) -> tuple[LayerKind, NeuronOptions, dict[str, Any]]:
@@ -63,8 +79,14 @@ def _builder(network: Callable[..., SpikingNetwork], kind_name: str, **fixed: An
     return build
 
 
+def _own_options(network: Callable[..., nn.Module], fixed: Iterable[str] = ()) -> set[str]:
+    """The parameters of ``network`` a caller sets by name (not the ones the builder provides)."""
+    provided = {"kind", "neuron", "num_classes", "in_channels", "T", *fixed}
+    return set(inspect.signature(network).parameters) - provided
+
+
 def _check_options(network: Callable[..., nn.Module], options: dict[str, Any], fixed: dict[str, Any]) -> None:
-    allowed = set(inspect.signature(network).parameters) - {"kind", "neuron", "num_classes", "in_channels", "T", *fixed}
+    allowed = _own_options(network, fixed)
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for {network.__name__}; allowed: {sorted(allowed | set(NEURON_OPTIONS) | set(EI_OPTIONS))}")
@@ -81,14 +103,22 @@ def _own_units_builder(network: Callable[..., nn.Module]) -> Builder:
     return build
 
 
+def _register_layered(name: str, network: Callable[..., SpikingNetwork], kind_name: str,
+                      **fixed: Any) -> None:
+    """Register ``network`` made of ``kind_name`` layers of spiking units, with its options."""
+    shared = NEURON_OPTIONS + (EI_OPTIONS if kind_name == "ei" else ())
+    options = _own_options(network, fixed) | set(shared)
+    register_model(name, _builder(network, kind_name, **fixed), options)
+
+
 for _kind in KIND_NAMES:
     for _depth, _plan in VGG_PLANS.items():
-        register_model(f"{_kind}_vgg{_depth}", _builder(VGG, _kind, plan=_plan))
+        _register_layered(f"{_kind}_vgg{_depth}", VGG, _kind, plan=_plan)
     for _depth in RESNET_PLANS:
-        register_model(f"{_kind}_resnet{_depth}", _builder(ResNet, _kind, depth=_depth))
-    register_model(f"{_kind}_resnet19", _builder(ResNet19, _kind))
-    register_model(f"{_kind}_mlp", _builder(MLP, _kind))
+        _register_layered(f"{_kind}_resnet{_depth}", ResNet, _kind, depth=_depth)
+    _register_layered(f"{_kind}_resnet19", ResNet19, _kind)
+    _register_layered(f"{_kind}_mlp", MLP, _kind)
 for _kind in RECURRENT_KINDS:
-    register_model(f"{_kind}_rnn", _builder(RecurrentSNN, _kind))
-register_model("dann_vgg16", _own_units_builder(DANNVGG))
-register_model("backeisnn_cnn5", _own_units_builder(BackEISNN))
+    _register_layered(f"{_kind}_rnn", RecurrentSNN, _kind)
+register_model("dann_vgg16", _own_units_builder(DANNVGG), _own_options(DANNVGG))
+register_model("backeisnn_cnn5", _own_units_builder(BackEISNN), _own_options(BackEISNN))
