@@ -18,6 +18,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..init import ei_layers
 from ..models import ResNet, VGG, create_model
 from ..models.vgg import POOL, VGG_PLANS
@@ -28,7 +29,7 @@ from .safetensors_io import load_safetensors
 _VGG_MODULES_PER_UNIT = 6  # conv, norm, split-time, LIF, dropout, merge-time
 
 
-class ReferenceFormatError(ValueError):
+class ReferenceFormatError(UserError, ValueError):
     """A reference checkpoint that does not match any supported architecture."""
 
 

@@ -13,11 +13,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from eisnn.errors import UserError
+
 FORMAT = "eisnn-checkpoint"
 VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be read or is not an eisnn checkpoint (names the path)."""
 
 

@@ -19,8 +19,10 @@ from typing import Any, Union
 
 import yaml
 
+from eisnn.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A bad configuration: unknown key, wrong type or impossible value (one line)."""
 
 
