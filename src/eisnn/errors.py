@@ -1,4 +1,4 @@
-"""Errors that are the user's to fix: bad configuration, a missing or damaged input, a broken launch.
+"""Errors that are the user's to fix: bad configuration, a missing or damaged input, a bad launch.
 
 The ``eisnn`` command reports a :class:`UserError` in one line, without a traceback; any other
 exception keeps its traceback, so that a bug is never mistaken for bad input. A class that

@@ -27,6 +27,7 @@ import torch
 
 from . import cpu_kernels
 from .ei import STABILIZATIONS, ei_integrate_eager
+from .first_order import first_order_only
 
 
 FLAT_POSITIONS = 4  # up to this many positions per sample, one product over all (sample, position)
@@ -105,6 +106,7 @@ class _EIIntegrate(torch.autograd.Function):
         return out.view(shape[0], n_excitatory, *shape[2:])
 
     @staticmethod
+    @first_order_only("ei_integrate_eager")
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         a, i_i, w_ei, w_gi, g_e, row_min = ctx.saved_tensors
         shape, mode = ctx.shape, ctx.mode

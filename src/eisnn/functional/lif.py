@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 
 from . import cpu_kernels
+from .first_order import first_order_only
 from .surrogate import spike, surrogate_derivative
 
 
@@ -104,6 +105,7 @@ class _LIFMultistep(torch.autograd.Function):
         return spikes
 
     @staticmethod
+    @first_order_only("lif_multistep_eager")
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
         if ctx.kernel:
             (x,) = ctx.saved_tensors
