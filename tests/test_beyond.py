@@ -194,7 +194,8 @@ def test_recurrent_layer_keeps_dale_and_plain_twin_runs():
 
 @pytest.mark.parametrize("name", ["ei_rnn", "plain_rnn"])
 def test_sequence_models_on_digits_seq(name):
-    cfg = load_config(None, [f"model={name}", "dataset=digits_seq", "T=8", "ei_ratio=3"])
+    ei_options = ["ei_ratio=3"] if name.startswith("ei_") else []
+    cfg = load_config(None, [f"model={name}", "dataset=digits_seq", "T=8", *ei_options])
     model = build_model(cfg)
     from eisnn.data import create_dataset
 

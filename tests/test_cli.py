@@ -46,6 +46,48 @@ def test_bad_input_ends_with_one_error_line(tmp_path, capsys, argv, message):
     assert code == 2 and err.startswith(message) and err.count("\n") == 1 and out == ""
 
 
+def test_a_missing_dataset_or_run_directory_ends_with_one_error_line(tmp_path, capsys):
+    code, _, err = run(capsys, "train", "cifar10_vgg8", "--data-dir", str(tmp_path),
+                       "--out", str(tmp_path), "--set", "device=cpu")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("eisnn: error: cifar10: dataset not found")
+    code, _, err = run(capsys, "plot", str(tmp_path))
+    assert code == 2
+    assert err == f"eisnn: error: {tmp_path} is not a run directory: no metrics.csv in it\n"
+    code, _, err = run(capsys, "eval", str(tmp_path))
+    assert code == 2
+    assert err.startswith(f"eisnn: error: {tmp_path} is a folder without model.safetensors")
+
+
+def test_a_reference_checkpoint_of_no_known_layout_ends_with_one_error_line(tmp_path, capsys):
+    source = str(tmp_path / "other.safetensors")
+    save_file({"head.weight": torch.zeros(2)}, source)
+    code, _, err = run(capsys, "convert", source, str(tmp_path / "out.pt"),
+                       "--set", "model=ei_vgg8", "--set", "dataset=cifar10")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("eisnn: error: unrecognized reference checkpoint")
+
+
+@pytest.mark.parametrize("error", [
+    FileNotFoundError(2, "No such file or directory", "libnvrtc-builtins.so"),
+    NotImplementedError("aten::_fused_op is not implemented for this backend"),
+    RuntimeError("DataLoader worker timed out after 5 seconds"),  # in a launch, yet no collective
+])
+def test_an_unexpected_exception_from_deep_inside_keeps_its_traceback(tmp_path, monkeypatch, capsys,
+                                                                      error):
+    from eisnn.train import trainer
+
+    def fail(*args, **kwargs):
+        monkeypatch.setenv("RANK", "0")  # as under torchrun, once the launch is up
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        raise error
+
+    monkeypatch.setattr(trainer, "build_loaders", fail)
+    with pytest.raises(type(error)) as info:
+        main(["train", "--out", str(tmp_path), "--set", "model=ei_mlp", "--set", "image_size=8"])
+    assert info.value is error and "eisnn: error" not in capsys.readouterr().err
+
+
 def test_resume_refuses_a_second_config(capsys):
     code, _, err = run(capsys, "train", "some.yaml", "--resume", "runs/x")
     assert code == 2 and "--resume takes the run's own config" in err

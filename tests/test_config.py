@@ -108,6 +108,24 @@ def test_model_kwargs_are_the_marked_keys_without_nulls():
     assert TrainConfig(width=0.5).model_kwargs()["width"] == 0.5
 
 
+@pytest.mark.parametrize("model, key, value", [
+    ("bn_vgg16", "ei_ratio", 2), ("bn_vgg16", "inhibitory", "lif"), ("plain_mlp", "stabilization", "none"),
+    ("dann_vgg16", "tau", 3.0), ("backeisnn_cnn5", "surrogate", "arctan"), ("ei_vgg8", "hidden", [64]),
+])
+def test_a_model_option_the_model_does_not_use_is_refused_unless_at_its_default(model, key, value):
+    message = error_of(model=model, **{key: value})
+    assert message.startswith(f"{key}: model {model} does not use this option")
+    assert key not in TrainConfig(model=model).model_kwargs()
+
+
+def test_a_saved_full_config_of_a_bn_model_loads_with_every_key_at_its_default(tmp_path):
+    saved = TrainConfig(model="bn_vgg16", dataset="cifar10", tau=3.0)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved.to_dict()))
+    loaded = load_config(tmp_path / "config.yaml")
+    assert loaded == saved and "ei_ratio" in saved.to_dict()
+    assert loaded.model_kwargs() == {"dropout": 0.0, "tau": 3.0, "surrogate": "sigmoid", "alpha": 4.0}
+
+
 PAPER_ROWS = {  # SPEC section 6: file -> (model, dataset, T, batch, lr, warm-up epochs, warm-up start)
     "cifar10_resnet18": ("ei_resnet18", "cifar10", 4, 128, 1e-3, 30, 1e-7),
     "cifar10_vgg8": ("ei_vgg8", "cifar10", 4, 128, 2e-3, 10, 1e-7),

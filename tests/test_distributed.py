@@ -21,7 +21,7 @@ import torch.multiprocessing as mp
 
 from eisnn.train.checkpoint import load_checkpoint
 from eisnn.train.config import from_dict
-from eisnn.train.distributed import Sharding, ShardBatchSampler
+from eisnn.train.distributed import Sharding, ShardBatchSampler, lost_peer
 from eisnn.train.trainer import resume_run, start_run
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -162,6 +162,32 @@ def test_parts_of_a_global_batch_concatenate_to_it():
     order = torch.randperm(10, generator=gen[2]).tolist()
     assert [a + b for a, b in zip(*batches)] == [order[0:4], order[4:8], order[8:10]]
     assert len(ShardBatchSampler(9, 4, Sharding(0, 2, equal=True), True, gen[0])) == 2  # 1 left over: no part
+
+
+def raised_in(filename: str, message: str) -> RuntimeError:
+    """A RuntimeError whose innermost frame is in ``filename`` (as if raised by that code)."""
+    scope: dict[str, Any] = {}
+    exec(compile(f"def fail():\n    raise RuntimeError({message!r})\n", filename, "exec"), scope)
+    try:
+        scope["fail"]()
+    except RuntimeError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+def test_only_a_collective_that_lost_its_peer_is_reported_as_such(monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    c10d = "/site-packages/torch/distributed/distributed_c10d.py"
+    timeout = "[../tcp/unbound_buffer.cc:78] Timed out waiting 3000ms for recv operation"
+    assert lost_peer(raised_in(c10d, timeout)).startswith("lost contact with another process")
+    ddp = "/site-packages/torch/nn/parallel/distributed.py"
+    assert lost_peer(raised_in(ddp, "Connection closed by peer [127.0.0.1]:29500"))
+    assert lost_peer(raised_in(c10d, "Tensors must be contiguous")) is None  # a collective misused
+    assert lost_peer(raised_in("/site-packages/torch/utils/data/dataloader.py",
+                               "DataLoader timed out after 5 seconds")) is None  # not a collective
+    monkeypatch.delenv("RANK")
+    assert lost_peer(raised_in(c10d, timeout)) is None  # one process: no peer to lose
 
 
 @pytest.fixture(scope="module")

@@ -156,3 +156,53 @@ def test_fused_node_does_not_keep_the_stacked_currents(batch: int) -> None:
     out = EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e)
     saved = [t.untyped_storage().data_ptr() for t in out.grad_fn.saved_tensors]
     assert len(saved) == 6 and currents.untyped_storage().data_ptr() not in saved
+
+
+def _lif_node(dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    x = (torch.rand(4, 3, 5, dtype=dtype) * 1.6).requires_grad_()
+    return EF.lif_multistep(x), [x]
+
+
+def _ei_node(dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    currents, w_ei, g_i, g_e, b_e = inputs = _ei_inputs((2, 3), dtype)
+    return EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e), inputs
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # C kernels (if built), torch ops
+@pytest.mark.parametrize("node", [_lif_node, _ei_node], ids=["lif", "ei"])
+def test_fused_nodes_refuse_a_second_derivative_in_words(node, dtype: torch.dtype) -> None:
+    out, inputs = node(dtype)
+    weights = torch.rand(out.shape, dtype=dtype).requires_grad_()
+    twice = r"cannot be differentiated twice \(create_graph=True\)"
+    for loss in (out.sum(), (out * weights).sum()):  # the incoming gradient without, with a graph
+        with pytest.raises(RuntimeError, match=twice):
+            torch.autograd.grad(loss, inputs, create_graph=True)
+    first = torch.autograd.grad(out.sum(), inputs)  # first order as before
+    assert all(g is not None and bool(torch.isfinite(g).all()) for g in first)
+    with EF.use_tier("eager"):  # what the message recommends: the eager tier differentiates twice
+        out, inputs = node(dtype)
+        (grad, *_) = torch.autograd.grad((out * out).sum(), inputs, create_graph=True)
+        assert grad.requires_grad
+
+
+def test_the_eager_references_and_the_other_nodes_are_twice_differentiable() -> None:
+    from eisnn.baselines.backei import rect_sign, rect_spike
+
+    gen = torch.Generator().manual_seed(0)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(shape, dtype=torch.float64, generator=gen).requires_grad_()
+
+    u = (torch.randn(6, dtype=torch.float64, generator=gen)).requires_grad_()
+    for node in (lambda u: EF.spike(u, "sigmoid", 4.0), lambda u: EF.spike(u, "arctan", 2.0),
+                 lambda u: EF.divide_grad(u, 3.0), rect_spike, rect_sign):
+        assert torch.autograd.gradgradcheck(node, (u,))
+    x = (1.6 * rand(3, 2, 2)).detach().requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda x: EF.lif_multistep_eager(x, 3.0), (x,))
+    e = 3  # excitatory channels of 3 + 2; currents > 0: away from the kinks of the stabilization
+    currents, w_ei, g_i, g_e, b_e = rand(2, e + 2, 2), rand(e, 2), rand(2), rand(e), rand(e)
+
+    def ei(c, w, gi, ge, be):
+        return EF.ei_integrate_eager(c[:, :e], c[:, e:], w, gi, ge, be)
+
+    assert torch.autograd.gradgradcheck(ei, (currents, w_ei, g_i, g_e, b_e))

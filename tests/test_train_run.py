@@ -11,6 +11,7 @@ import yaml
 from eisnn.train import trainer as trainer_module
 from eisnn.train.checkpoint import load_checkpoint
 from eisnn.train.config import TrainConfig, from_dict
+from eisnn.train.schedule import warmup_cosine_lr
 from eisnn.train.trainer import NonFiniteError, Trainer, resume_run, start_run
 
 
@@ -145,6 +146,19 @@ def test_non_finite_steps_can_be_skipped(tmp_path):
     # forward calls: 1 E-I init, 2 step 1 (NaN), 3 step 2, 4 step 3 (NaN), then the test pass
     assert row["skipped_steps"] == 2 and t.step == 1
     assert all(torch.isfinite(p).all() for p in t.model.parameters())
+
+
+def test_skipped_steps_keep_the_lr_on_the_iteration_count(tmp_path):
+    t = start_run(tiny(tmp_path, "skip", nonfinite="skip", epochs=3), echo=quiet)
+    t.model.register_forward_hook(nan_forward_hook(every=2))
+    result = t.fit()
+    t.close()
+    cfg, sched = t.cfg, t.scheduler
+    lengths = (sched.warmup_iters, sched.total_iters)
+    # the lr after each epoch of 3 iterations (the third epoch ends at min_lr)
+    expected = [warmup_cosine_lr(k, cfg.lr, cfg.warmup_start_lr, cfg.min_lr, *lengths) for k in (3, 6)]
+    assert t.skipped > 0 and t.step + t.skipped == 9
+    assert [row["lr"] for row in result.history[:2]] == expected
 
 
 def test_a_named_run_directory_is_never_overwritten(tmp_path):

@@ -51,6 +51,21 @@ def test_state_dict_resumes_the_same_sequence():
     assert lrs(sched2, opt2, 20) == expected
 
 
+def test_a_skipped_iteration_advances_the_schedule_like_a_step():
+    opt, sched = make()
+    stepped = lrs(sched, opt, 8)
+    opt2, sched2 = make()
+    skipped = []
+    for i in range(8):
+        skipped.append(opt2.param_groups[0]["lr"])
+        if i in (0, 3):  # no optimizer step in these iterations
+            sched2.skip()
+        else:
+            opt2.step()
+            sched2.step()
+    assert skipped == stepped and sched2.get_last_lr() == sched.get_last_lr()
+
+
 def test_impossible_lengths_are_refused():
     with pytest.raises(ValueError, match="warmup_iters"):
         make(total=10, warmup=11)

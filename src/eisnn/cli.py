@@ -3,8 +3,9 @@
 A subcommand is a :class:`Command`: a name, a one-line help, a function adding its arguments
 to an ``argparse`` parser, and a function running it (returning the exit status). Adding one
 (``bench``, ``plot``, ``study``, ...) is one :func:`register` call; heavy imports happen inside
-``run`` so that ``eisnn --help`` stays fast. Known user errors (bad config, missing data or
-checkpoint, non-finite loss) end with one ``eisnn: error: ...`` line and a non-zero status.
+``run`` so that ``eisnn --help`` stays fast. A :class:`~eisnn.errors.UserError` (bad config,
+missing data or checkpoint, non-finite loss, ...) ends with one ``eisnn: error: ...`` line and a
+non-zero status; any other exception keeps its traceback, so that a bug is never masked.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from eisnn.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,11 @@ def resolve_config_path(text: str | None) -> Path:
     packaged = packaged_config(text)
     if packaged.is_file():
         return packaged
+    from eisnn.train.config import ConfigError
+
     names = sorted(p.stem for p in packaged.parent.glob("*.yaml"))
-    raise FileNotFoundError(f"no config file {text!r} and no packaged config of that name; packaged: {', '.join(names)}")
+    raise ConfigError(f"no config file {text!r} and no packaged config of that name; "
+                      f"packaged: {', '.join(names)}")
 
 
 # ------------------------------------------------------------------- train
@@ -195,18 +201,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions that are the user's to fix: reported in one line, no traceback."""
-    from eisnn.train.checkpoint import CheckpointError
-    from eisnn.train.config import ConfigError
-    from eisnn.train.factory import DatasetError
-    from eisnn.train.distributed import DistributedError
-    from eisnn.train.trainer import NonFiniteError
-
-    return (ConfigError, CheckpointError, DatasetError, NonFiniteError, DistributedError, FileNotFoundError,
-            FileExistsError, NotImplementedError)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     from eisnn.allocator import retain_freed_memory
 
@@ -214,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     retain_freed_memory()
     try:
         return COMMANDS[args.command].run(args)
-    except _user_errors() as exc:
+    except UserError as exc:  # the user's to fix: one line, no traceback
         from eisnn.train.distributed import rank_prefix
 
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

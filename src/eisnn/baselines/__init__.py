@@ -13,7 +13,7 @@ model registry as the paper's networks (``eisnn.models.create_model``).
 ``import eisnn`` imports this package, which registers them once.
 """
 
-from ..models import own_units, register_architecture, register_kind, register_model
+from ..models import register_architecture, register_kind, register_own_units
 from .backei import BackEINeuron, HardResetLIF, rect_sign, rect_spike
 from .backeisnn import BackEISNN
 from .dann import DANN_DALE_PARAMETERS, DANNConv2d, DANNLayer, DANNLinear
@@ -42,5 +42,5 @@ __all__ = [
 
 register_kind("tebn", tebn_kind)
 register_architecture("resnet19", ResNet19)
-register_model("dann_vgg16", own_units(DANNVGG))
-register_model("backeisnn_cnn5", own_units(BackEISNN))
+register_own_units("dann_vgg16", DANNVGG)
+register_own_units("backeisnn_cnn5", BackEISNN)

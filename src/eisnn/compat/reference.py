@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import nn
 
+from ..errors import UserError
 from ..init import ei_layers
 from ..models import ResNet, VGG, create_model
 from ..models.vgg import POOL, VGG_PLANS
@@ -30,7 +31,7 @@ from ..nn.ei import EILayer
 _VGG_MODULES_PER_UNIT = 6  # conv, norm, split-time, LIF, dropout, merge-time
 
 
-class ReferenceFormatError(ValueError):
+class ReferenceFormatError(UserError, ValueError):
     """A reference checkpoint that does not match any supported architecture."""
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import InputNotFoundError
 from .aedat import DVS128_SIZE, read_events
 from .events import EventFrameDataset, cached_frames, file_fingerprint
 from .frames import events_to_counts
@@ -28,7 +29,8 @@ def split_files(folder: Path, train: bool, train_ratio: float = TRAIN_RATIO) -> 
     for label, name in enumerate(CLASSES):
         files = sorted((p for p in (folder / name).iterdir() if p.suffix == ".aedat"), key=lambda p: p.name)
         if not files:
-            raise FileNotFoundError(f"{NAME}: no .aedat files in {folder / name}; expected layout: {LAYOUT}")
+            raise InputNotFoundError(f"{NAME}: no .aedat files in {folder / name}; "
+                                     f"expected layout: {LAYOUT}")
         cut = int(train_ratio * len(files))
         samples += [(p, label) for p in (files[:cut] if train else files[cut:])]
     return samples

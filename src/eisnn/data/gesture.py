@@ -16,6 +16,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..errors import InputNotFoundError
 from .aedat import read_events
 from .events import EventFrameDataset, cached_frames, file_fingerprint
 from .frames import events_to_counts
@@ -57,7 +58,7 @@ def read_trial_list(path: Path) -> list[str]:
 def read_label_rows(path: Path, num_classes: int) -> list[tuple[int, int, int]]:
     """``(class, start_us, end_us)`` rows of a label CSV, validated."""
     if not path.is_file():
-        raise FileNotFoundError(f"missing label file {path} (expected beside its recording)")
+        raise InputNotFoundError(f"missing label file {path} (expected beside its recording)")
     lines = path.read_text().splitlines()
     if not lines or lines[0].strip().replace(" ", "") != CSV_HEADER:
         raise ValueError(f"{path}: first line must be '{CSV_HEADER}'")
@@ -120,8 +121,9 @@ def segmented_dataset(layout: SegmentedLayout, root: str | Path, train: bool, T:
         aedat = folder / trial
         for path in (aedat, aedat.with_name(aedat.stem + "_labels.csv")):
             if not path.is_file():
-                raise FileNotFoundError(f"{layout.name}: {path} (trial {trial!r} of {trial_list.name}) is missing; "
-                                        f"expected layout: {layout.description}")
+                raise InputNotFoundError(f"{layout.name}: {path} (trial {trial!r} of "
+                                         f"{trial_list.name}) is missing; expected layout: "
+                                         f"{layout.description}")
             sources.append(path)
     cache_root = Path(cache_dir) if cache_dir is not None else folder.parent / "eisnn_cache"
     store = cached_frames(layout.name, split, T, split_by, layout.sensor_size, cache_root,

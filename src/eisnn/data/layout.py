@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from ..errors import InputNotFoundError
+
 __all__ = ["find_folder"]
 
 
@@ -13,13 +15,13 @@ def find_folder(dataset: str, root: str | os.PathLike | None, folder: str | Sequ
                 required: Sequence[str], layout: str | None = None) -> Path:
     """The folder holding all ``required`` entries: ``root`` itself or ``root/<folder>``.
 
-    ``folder`` may list several customary names (tried in order). Raises FileNotFoundError naming
+    ``folder`` may list several customary names (tried in order). Raises InputNotFoundError naming
     the dataset, the places looked at and the expected layout.
     """
     names = [folder] if isinstance(folder, str) else list(folder)
     if root is None:
-        raise FileNotFoundError(f"{dataset}: no data_dir given; expected a folder containing "
-                                f"{layout or names[0] + '/' + ', '.join(required)}")
+        raise InputNotFoundError(f"{dataset}: no data_dir given; expected a folder containing "
+                                 f"{layout or names[0] + '/' + ', '.join(required)}")
     root = Path(root).expanduser()
     candidates = [root, *(root / name for name in names)]
     for candidate in candidates:
@@ -27,4 +29,5 @@ def find_folder(dataset: str, root: str | os.PathLike | None, folder: str | Sequ
             return candidate
     looked = ", ".join(str(c) for c in candidates)
     expected = layout or f"{names[0]}/{{{', '.join(required)}}}"
-    raise FileNotFoundError(f"{dataset}: dataset not found (looked in {looked}); expected layout: {expected}")
+    raise InputNotFoundError(f"{dataset}: dataset not found (looked in {looked}); "
+                             f"expected layout: {expected}")

@@ -14,6 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from ..errors import InputNotFoundError
 from .layout import find_folder
 from .transforms import tinyimagenet_eval, tinyimagenet_train
 
@@ -38,7 +39,8 @@ def _train_samples(folder: Path, wnids: list[str]) -> list[tuple[Path, int]]:
     for label, wnid in enumerate(wnids):
         images = folder / "train" / wnid / "images"
         if not images.is_dir():
-            raise FileNotFoundError(f"tinyimagenet: missing class folder {images}; expected layout: {LAYOUT}")
+            raise InputNotFoundError(f"tinyimagenet: missing class folder {images}; "
+                                     f"expected layout: {LAYOUT}")
         files = sorted(p for p in images.iterdir() if p.suffix.lower() == ".jpeg")
         samples += [(p, label) for p in files]
     return samples

@@ -7,6 +7,8 @@ import json
 import time
 from pathlib import Path
 
+from ..errors import InputNotFoundError
+
 
 def configure_plot(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run directory (holds metrics.csv)")
@@ -20,7 +22,7 @@ def run_plot(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     metrics = run_dir / "metrics.csv"
     if not metrics.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: no metrics.csv in it")
+        raise InputNotFoundError(f"{run_dir} is not a run directory: no metrics.csv in it")
     history = read_metrics_csv(metrics)
     plot_run(history, run_dir / "plots")
     written = [run_dir / "plots" / "learning_curves.png", run_dir / "plots" / "firing_rates.png"]

@@ -16,6 +16,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from ..errors import InputNotFoundError
 from ..train.metrics import read_metrics_csv
 from ..train.plots import _save
 from .plots import plot_layer_curves
@@ -208,7 +209,8 @@ def write_report(out: Path, report: Path, command: str, wall_s: float | None = N
     """Write ``report`` (markdown) and its figures under ``report.parent / "figures"``."""
     results = load_results(out)
     if not results:
-        raise FileNotFoundError(f"no finished study runs under {out} (expected */*/*/seed*/result.json)")
+        raise InputNotFoundError(f"no finished study runs under {out} "
+                                 "(expected */*/*/seed*/result.json)")
     cells = summarize(out, results)
     datasets = [d for d in DATASETS if any(r["dataset"] == d for r in results)]
     seeds = sorted({r["seed"] for r in results})

@@ -24,11 +24,11 @@ computes hidden layers with the paper's ReLU I units and a straight-through (or 
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from . import cpu_kernels
 from .ei import split_currents, stabilize_
 from .tuning import FLAT_POSITIONS
+from .first_order import first_order_only
 
 
 def _mix(w: torch.Tensor, x: torch.Tensor, accumulate: torch.Tensor | None = None) -> torch.Tensor:
@@ -81,7 +81,7 @@ class _EIIntegrate(torch.autograd.Function):
         return out.view(shape[0], n_excitatory, *shape[2:])
 
     @staticmethod
-    @once_differentiable
+    @first_order_only("ei_integrate_eager")
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         a, i_i, w_ei, w_gi, g_e, row_min = ctx.saved_tensors
         shape, mode = ctx.shape, ctx.mode

@@ -25,9 +25,9 @@ evaluated in another order, and the kernel's ``exp`` is within 2 ulp).
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from . import cpu_kernels
+from .first_order import first_order_only
 from .surrogate import spike, surrogate_derivative
 
 
@@ -109,7 +109,7 @@ class _LIFMultistep(torch.autograd.Function):
         return spikes
 
     @staticmethod
-    @once_differentiable
+    @first_order_only("lif_multistep_eager")
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
         if ctx.kernel:
             (x,) = ctx.saved_tensors

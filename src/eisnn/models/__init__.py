@@ -10,11 +10,12 @@ from .registry import (
     create_model,
     kind_names,
     list_models,
+    model_options,
     make_kind,
-    own_units,
     register_architecture,
     register_kind,
     register_model,
+    register_own_units,
 )
 from .resnet import ResNet, SEWBlock
 from .vgg import VGG
@@ -35,8 +36,9 @@ __all__ = [
     "kind_names",
     "list_models",
     "make_kind",
-    "own_units",
     "register_architecture",
     "register_kind",
+    "model_options",
     "register_model",
+    "register_own_units",
 ]

@@ -7,13 +7,14 @@ Three registries, filled at import time (the comparison systems register theirs 
 - architectures by name (``register_architecture``): a network taking a ``LayerKind``, built as
   ``<kind>_<arch>`` for every registered kind it accepts, whichever is registered first;
 - models by name (``register_model``): every buildable name, including networks with their own
-  layers and neurons (``own_units``).
+  layers and neurons (``register_own_units``), each with the options it acts on
+  (``model_options``).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,8 @@ from .vgg import VGG, VGG_PLANS
 NEURON_OPTIONS: tuple[str, ...] = ("tau", "v_threshold", "surrogate", "alpha")
 Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, Builder] = {}
-_KINDS: dict[str, KindBuilder] = {}
+_OPTIONS: dict[str, frozenset[str]] = {}
+_KINDS: dict[str, tuple[KindBuilder, frozenset[str]]] = {}
 
 
 @dataclass(frozen=True)
@@ -48,22 +50,25 @@ class _Architecture:
 _ARCHITECTURES: dict[str, _Architecture] = {}
 
 
-def register_model(name: str, builder: Builder) -> None:
-    """Make ``create_model(name, ...)`` call ``builder(num_classes, in_channels, T, **kwargs)``."""
+def register_model(name: str, builder: Builder, options: Iterable[str]) -> None:
+    """Make ``create_model(name, ...)`` call ``builder(num_classes, in_channels, T, **kwargs)``;
+    ``options`` names the keyword options the model acts on (``model_options``)."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} is already registered")
     _REGISTRY[name] = builder
+    _OPTIONS[name] = frozenset(options)
 
 
-def register_kind(name: str, build: KindBuilder) -> None:
-    """Register the layer kind ``name`` (``build(ei_options, time_steps) -> LayerKind``) and the
-    model ``<name>_<arch>`` of every registered architecture that accepts it."""
+def register_kind(name: str, build: KindBuilder, options: Iterable[str] = ()) -> None:
+    """Register the layer kind ``name`` (``build(ei_options, time_steps) -> LayerKind``; it acts
+    on the E-I options in ``options``) and the model ``<name>_<arch>`` of every registered
+    architecture that accepts it."""
     if name in _KINDS:
         raise ValueError(f"layer kind {name!r} is already registered")
-    _KINDS[name] = build
+    _KINDS[name] = (build, frozenset(options))
     for arch_name, arch in _ARCHITECTURES.items():
         if arch.accepts(name):
-            register_model(f"{name}_{arch_name}", _builder(arch, name))
+            _register_layered(arch_name, arch, name)
 
 
 def register_architecture(
@@ -82,7 +87,14 @@ def register_architecture(
     _ARCHITECTURES[name] = arch
     for kind_name in _KINDS:
         if arch.accepts(kind_name):
-            register_model(f"{kind_name}_{name}", _builder(arch, kind_name))
+            _register_layered(name, arch, kind_name)
+
+
+def _register_layered(arch_name: str, arch: _Architecture, kind_name: str) -> None:
+    """The model ``<kind>_<arch>``: the network's own options, the neuron options and the
+    options of the kind."""
+    options = _own_options(arch.network, arch.fixed) | set(NEURON_OPTIONS) | _KINDS[kind_name][1]
+    register_model(f"{kind_name}_{arch_name}", _builder(arch, kind_name), options)
 
 
 def kind_names() -> list[str]:
@@ -97,12 +109,20 @@ def make_kind(
     used by the ``ei`` kind)."""
     if name not in _KINDS:
         raise ValueError(f"unknown layer kind {name!r}; choose one of {kind_names()}")
-    return _KINDS[name](ei_options or {}, time_steps)
+    return _KINDS[name][0](ei_options or {}, time_steps)
 
 
 def list_models() -> list[str]:
     """All registered model names."""
     return sorted(_REGISTRY)
+
+
+def model_options(name: str) -> frozenset[str]:
+    """The keyword options that change the model ``name`` builds (besides ``num_classes``,
+    ``in_channels``, ``T``): the network's own, the neuron options for networks of spiking
+    units, and the E-I options for E-I networks. ``create_model`` ignores the others."""
+    _check_name(name)
+    return _OPTIONS[name]
 
 
 def create_model(name: str, num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
@@ -115,9 +135,13 @@ def create_model(name: str, num_classes: int, in_channels: int, T: int, **kwargs
     by other kinds). The baselines with their own units (``dann_vgg16``, ``backeisnn_cnn5``)
     ignore both groups.
     """
+    _check_name(name)
+    return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, T=T, **kwargs)
+
+
+def _check_name(name: str) -> None:
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, T=T, **kwargs)
 
 
 def _split_options(
@@ -145,11 +169,16 @@ def _builder(arch: _Architecture, kind_name: str) -> Builder:
     return build
 
 
+def _own_options(network: Callable[..., nn.Module], fixed: Iterable[str] = ()) -> set[str]:
+    """The parameters of ``network`` a caller sets by name (not the ones the registry provides)."""
+    set_by_registry = {"kind", "neuron", "num_classes", "in_channels", "T", *fixed}
+    return set(inspect.signature(network).parameters) - set_by_registry
+
+
 def _check_options(
     network: Callable[..., nn.Module], options: dict[str, Any], fixed: dict[str, Any]
 ) -> None:
-    set_by_registry = {"kind", "neuron", "num_classes", "in_channels", "T", *fixed}
-    allowed = set(inspect.signature(network).parameters) - set_by_registry
+    allowed = _own_options(network, fixed)
     unknown = sorted(set(options) - allowed)
     if unknown:
         everything = sorted(allowed | set(NEURON_OPTIONS) | set(EI_OPTIONS))
@@ -158,19 +187,19 @@ def _check_options(
         )
 
 
-def own_units(network: Callable[..., nn.Module]) -> Builder:
-    """The builder of a network with its own layers and neurons: the shared E-I and neuron
-    options are ignored."""
+def register_own_units(name: str, network: Callable[..., nn.Module]) -> None:
+    """Register the model ``name``: a network with its own layers and neurons, which acts on its
+    own options only (the shared E-I and neuron options are ignored)."""
 
     def build(num_classes: int, in_channels: int, T: int, **kwargs: Any) -> nn.Module:
         rest = {k: v for k, v in kwargs.items() if k not in EI_OPTIONS and k not in NEURON_OPTIONS}
         _check_options(network, rest, {})
         return network(num_classes=num_classes, in_channels=in_channels, T=T, **rest)
 
-    return build
+    register_model(name, build, _own_options(network))
 
 
-register_kind("ei", ei_kind)
+register_kind("ei", ei_kind, EI_OPTIONS)
 register_kind("bn", bn_kind)
 register_kind("plain", plain_kind)
 for _depth, _plan in VGG_PLANS.items():

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from eisnn.errors import UserError
+
 FORMAT = "eisnn-checkpoint"
 VERSION = 1
 
@@ -24,7 +26,7 @@ VERSION = 1
 ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of a zip archive (torch.save's format since 1.6)
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be read or written, or is no eisnn checkpoint; names the path."""
 
 

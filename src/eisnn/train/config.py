@@ -19,8 +19,10 @@ from typing import Any, Union
 
 import yaml
 
+from eisnn.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A bad configuration: unknown key, wrong type or impossible value (one line)."""
 
 
@@ -28,6 +30,12 @@ def _model_names() -> list[str]:
     from eisnn.models import list_models
 
     return list(list_models())
+
+
+def _model_options(model: str) -> frozenset[str]:
+    from eisnn.models import model_options
+
+    return model_options(model)
 
 
 def _dataset_names() -> list[str]:
@@ -129,9 +137,11 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def model_kwargs(self) -> dict[str, Any]:
-        """The keys marked ``model_kwarg`` and not null, passed on to ``create_model``."""
+        """The keys marked ``model_kwarg`` that the model uses and that are not null, passed on to
+        ``create_model``."""
+        used = _model_options(self.model)
         return {f.name: getattr(self, f.name) for f in fields()
-                if f.metadata["model_kwarg"] and getattr(self, f.name) is not None}
+                if f.metadata["model_kwarg"] and f.name in used and getattr(self, f.name) is not None}
 
     def replace(self, **changes: Any) -> TrainConfig:
         return from_dict({**self.to_dict(), **changes})
@@ -201,13 +211,28 @@ def _check_choice(f: dataclasses.Field, value: Any) -> None:
         raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(allowed)}")
 
 
+def _check_model_options(cfg: TrainConfig) -> None:
+    """A model option the chosen model does not use must keep its default (else it would be
+    silently ignored)."""
+    used = _model_options(cfg.model)
+    options = [f for f in fields() if f.metadata["model_kwarg"]]
+    for f in options:
+        value = getattr(cfg, f.name)
+        if f.name not in used and value != f.default:
+            own = ", ".join(g.name for g in options if g.name in used)
+            raise ConfigError(f"{f.name}: model {cfg.model} does not use this option (got {value!r}, "
+                              f"default {f.default!r}); its options: {own}")
+
+
 def validate(cfg: TrainConfig) -> None:
-    """Type, range and choice checks of every key, in schema order (first problem raises)."""
+    """Type, range and choice checks of every key, in schema order (first problem raises), then
+    that every model option set away from its default is one the model uses."""
     for f in fields():
         value = _coerce(f.name, getattr(cfg, f.name))
         object.__setattr__(cfg, f.name, value)
         _check_range(f, value)
         _check_choice(f, value)
+    _check_model_options(cfg)
 
 
 def from_dict(data: Mapping[str, Any]) -> TrainConfig:

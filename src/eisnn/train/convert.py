@@ -17,6 +17,7 @@ from typing import Any
 
 from torch import nn
 
+from eisnn.errors import InputNotFoundError
 from eisnn.train.checkpoint import is_checkpoint, read_torch_file, save_checkpoint
 from eisnn.train.config import ConfigError, TrainConfig, from_dict, parse_override
 
@@ -72,7 +73,10 @@ def load_model(source: str | Path, overrides: Iterable[str] = (),
 
     path = Path(source)
     if not path.exists():
-        raise FileNotFoundError(f"no checkpoint or reference folder at {path}")
+        raise InputNotFoundError(f"no checkpoint or reference folder at {path}")
+    if path.is_dir() and not (path / "model.safetensors").is_file():
+        raise InputNotFoundError(f"{path} is a folder without model.safetensors: give a checkpoint "
+                                 "file (RUN_DIR/checkpoints/best.pt) or a published-weights folder")
     payload = read_torch_file(path) if path.is_file() and path.suffix != ".safetensors" else None
     changes = {} if data_dir is None else {"data_dir": data_dir}
     if is_checkpoint(payload):

@@ -36,6 +36,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Sampler
 
+from eisnn.errors import UserError
 from eisnn.train.config import ConfigError, TrainConfig
 
 LAUNCH_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -44,7 +45,7 @@ _RANK_SEED_KEY = 2  # derive_seed(seed, epoch, 1) seeds the loaders; this keeps 
 R = TypeVar("R")
 
 
-class DistributedError(RuntimeError):
+class DistributedError(UserError, RuntimeError):
     """A broken multi-process launch: incomplete environment, too few devices (one line)."""
 
 
@@ -289,19 +290,22 @@ def connect(cfg: TrainConfig, device: torch.device) -> Ranks:
 
 # what gloo and NCCL say when a peer process died or did not answer in time (lower case)
 _LOST_PEER_SIGNS = ("timed out", "timeout", "connection closed", "connection reset", "broken pipe", "pair closure",
-                    "nccl")
+                    "remote process")
+# where torch raises a failed collective: its distributed package, or DDP's forward and backward
+_COLLECTIVE_CODE = ("torch/distributed/", "torch/nn/parallel/")
 
 
 def lost_peer(exc: BaseException) -> str | None:
     """A one-line explanation when ``exc`` is a collective that failed because another process of the
-    launch died or stopped answering (within ``dist_timeout_s``); None for any other error."""
+    launch died or stopped answering (within ``dist_timeout_s``): raised by torch's distributed code
+    (or a ``DistError``) and saying so. None for any other error, which keeps its traceback."""
     if not rank_prefix():  # not in a multi-process launch
         return None
     text = str(exc).strip()
     frames = traceback.extract_tb(exc.__traceback__)
-    in_collective = bool(frames) and any(part in frames[-1].filename for part in ("torch/distributed/",
-                                                                                  "torch/nn/parallel/"))
-    if not (isinstance(exc, dist.DistError) or in_collective or any(s in text.lower() for s in _LOST_PEER_SIGNS)):
+    where = frames[-1].filename.replace("\\", "/") if frames else ""
+    in_collective = isinstance(exc, dist.DistError) or any(c in where for c in _COLLECTIVE_CODE)
+    if not (in_collective and any(sign in text.lower() for sign in _LOST_PEER_SIGNS)):
         return None
     detail = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0] if text else type(exc).__name__)
     return (f"lost contact with another process, which stopped or did not answer within dist_timeout_s "

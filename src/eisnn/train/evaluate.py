@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from eisnn.losses import get_loss
+from eisnn.train.config import ConfigError
 from eisnn.train.monitor import FiringRateMonitor
 
 
@@ -84,8 +85,8 @@ def _combine(sum_over_ranks: Callable[[torch.Tensor], torch.Tensor], device: tor
     total = sum_over_ranks(torch.tensor(local, dtype=torch.float64, device=device)).tolist()
     loss, hit1, hit5, n, empty_ranks = total[:5]
     if empty_ranks:
-        raise ValueError(f"the test set gives no sample to {int(empty_ranks)} process(es): it has fewer samples "
-                         "than processes")
+        raise ConfigError(f"the test set gives no sample to {int(empty_ranks)} process(es): it has "
+                          "fewer samples than processes")
     combined = {name: r / n for name, r in zip(layers, total[5:]) if name in rates}
     per_neuron = {name: (sum_over_ranks((neuron_rates[name] * samples).to(device, torch.float64)) / n).float().cpu()
                   for name in layers if name in neuron_rates}

@@ -11,12 +11,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from eisnn.errors import UserError
 from eisnn.train.config import ConfigError, TrainConfig
 from eisnn.train.distributed import Ranks, ShardBatchSampler, global_batch_size, sharded
 from eisnn.train.schedule import WarmupCosine
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """Data that cannot be read as the configured dataset (one line naming what is wrong)."""
 
 

@@ -25,7 +25,9 @@ def warmup_cosine_lr(i: int, base: float, start: float, min_lr: float,
 
 
 class WarmupCosine(LRScheduler):
-    """Per-iteration warm-up + cosine schedule; call ``step()`` after every optimizer step.
+    """Per-iteration warm-up + cosine schedule; call ``step()`` after every optimizer step and
+    ``skip()`` for an iteration whose step was skipped, so that the lr of iteration ``i`` is
+    always ``lr(i)``.
 
     ``warmup_start_lr`` is absolute (the paper starts every run at 1e-7, TinyImageNet at
     1e-3); each parameter group decays from its own initial lr.
@@ -45,8 +47,19 @@ class WarmupCosine(LRScheduler):
         return [warmup_cosine_lr(self.last_epoch, base, self.warmup_start_lr, self.min_lr,
                                  self.warmup_iters, self.total_iters) for base in self.base_lrs]
 
+    def skip(self) -> None:
+        """Advance one iteration without an optimizer step (``step()`` would warn that the
+        optimizer did not step)."""
+        self.last_epoch += 1
+        self._apply_lr()
+
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore the position in the schedule and put its current lr into the optimizer."""
         super().load_state_dict(state_dict)
-        for group, lr in zip(self.optimizer.param_groups, self.get_lr()):
+        self._apply_lr()
+
+    def _apply_lr(self) -> None:
+        """Put the lr of the current iteration (``last_epoch``) into the optimizer."""
+        self._last_lr = self.get_lr()
+        for group, lr in zip(self.optimizer.param_groups, self._last_lr):
             group["lr"] = lr

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from eisnn import dale
 from eisnn.diagnostics.plots import plot_diagnostics
 from eisnn.diagnostics.training import TrainingDiagnostics
+from eisnn.errors import UserError
 from eisnn.init import ei_init, is_initialized
 from eisnn.losses import get_loss
 from eisnn.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
@@ -46,8 +47,12 @@ from eisnn.train.monitor import FiringRateMonitor
 from eisnn.train.plots import RATE_PREFIX, plot_run
 
 
-class NonFiniteError(RuntimeError):
+class NonFiniteError(UserError, RuntimeError):
     """A NaN/inf loss or gradient stopped the run (message names epoch, step and checkpoint)."""
+
+
+class RunExistsError(UserError, FileExistsError):
+    """A named run directory that already holds a run (resume it or choose another name)."""
 
 
 @dataclass
@@ -71,8 +76,8 @@ def new_run_dir(cfg: TrainConfig) -> Path:
     if cfg.name is not None:
         run_dir = base / cfg.name
         if (run_dir / "checkpoints" / "last.pt").exists():
-            raise FileExistsError(f"{run_dir} already holds a run; continue it with "
-                                  f"`eisnn train --resume {run_dir}` or choose another name")
+            raise RunExistsError(f"{run_dir} already holds a run; continue it with "
+                                 f"`eisnn train --resume {run_dir}` or choose another name")
         return run_dir
     stem = f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     for i in itertools.count():
@@ -267,10 +272,12 @@ class Trainer:
         return torch.linalg.vector_norm(torch.stack([p.grad.detach().float().norm() for p in params]))
 
     def _non_finite(self, epoch: int, i: int, what: str) -> None:
-        """Skip the step (``nonfinite: skip``) or stop without touching what is written."""
+        """Skip the step (``nonfinite: skip``; the schedule still advances, so the lr follows the
+        iteration count) or stop without touching what is written."""
         self.optimizer.zero_grad(set_to_none=True)
         if self.cfg.nonfinite == "skip":
             self.skipped += 1
+            self.scheduler.skip()
             return
         last = self.ckpt_dir / "last.pt"
         pointer = (f"last good checkpoint: {last} (epoch {self.epoch}); resume with `eisnn train --resume "
