@@ -1,9 +1,10 @@
 """E-I network vs its BatchNorm twin: training-step time and peak memory, judged against the
 project's targets (the measurement is ``eisnn bench``; the targets live here, not in the package).
 
-    PYTHONPATH=src python benchmarks/train_step.py                 # CPU, VGG-8 b32 and ResNet-18 b16
-    PYTHONPATH=src python benchmarks/train_step.py --check         # exit status 1 when one is missed
-    PYTHONPATH=src python benchmarks/train_step.py --device cuda --models resnet18 --batch 128 --dtype bf16
+    PYTHONPATH=src python benchmarks/train_step.py            # CPU, VGG-8 b32 and ResNet-18 b16
+    PYTHONPATH=src python benchmarks/train_step.py --check    # exit status 1 when one is missed
+    PYTHONPATH=src python benchmarks/train_step.py --device cuda --models resnet18 --batch 128 \
+        --dtype bf16
 """
 
 from __future__ import annotations
