@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from study_grid import DATASETS, run_study
-from study_report import write_report
+from study_report import ReportError, write_report
 
 
 def parser() -> argparse.ArgumentParser:
@@ -53,7 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = (f"python experiments/study.py --out {args.out} --data-dir {args.data_dir} "
                f"--datasets {' '.join(args.datasets)} --seeds {args.seeds} "
                f"--workers {args.workers} --report {args.report}")
-    report = write_report(out, Path(args.report), command, wall)
+    try:
+        report = write_report(out, Path(args.report), command, wall)
+    except ReportError as exc:
+        p.exit(2, f"{p.prog}: error: {exc}\n")
     print(f"wrote {report}")
     return 0
 

@@ -25,6 +25,11 @@ from eisnn.train.plots import save_figure
 from study_grid import BASE, COLLAPSE_RATE, DATASETS, DEPTHS, VARIANTS, RunSpec, slug
 
 FULL = "E-I (full method)"
+
+
+class ReportError(ValueError):
+    """The report cannot be written: no document, no finished runs, or a block marker wrong."""
+
 # the paper's ablation claims (SPEC section 7): variant -> (claim, failure mode that reproduces it)
 CLAIMS: dict[str, tuple[str, str]] = {
     "no E-I Init (standard init)": ("firing rates collapse, training fails", "collapse"),
@@ -228,18 +233,19 @@ def figure_link(name: str, png: Path) -> list[str]:
 
 def fill_blocks(text: str, blocks: dict[str, str], source: Path) -> str:
     """``text`` with the content of every marked block replaced by ``blocks[name]``; a block of
-    ``blocks`` missing from ``text``, or a marked block it does not know, raises ``ValueError``."""
+    ``blocks`` missing from ``text``, or a marked block it does not know, raises
+    :class:`ReportError`."""
     marked = re.findall(r"<!-- results:(\w+) -->", text)
     unknown = sorted(set(marked) - set(blocks))
     missing = [name for name in blocks if name not in marked]
     if unknown or missing:
-        raise ValueError(f"{source}: blocks missing: {', '.join(missing) or 'none'}; "
+        raise ReportError(f"{source}: blocks missing: {', '.join(missing) or 'none'}; "
                          f"unknown blocks: {', '.join(unknown) or 'none'}")
     for name, content in blocks.items():
         pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)",
                              re.DOTALL)
         if pattern.search(text) is None:
-            raise ValueError(f"{source}: block {name} has no closing <!-- /results:{name} -->")
+            raise ReportError(f"{source}: block {name} has no closing <!-- /results:{name} -->")
         text = pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" + m.group(2), text)
     return text
 
@@ -276,7 +282,7 @@ def measured_blocks(out: Path, figures: Path, command: str, wall_s: float | None
     the figures into ``figures``."""
     results = load_results(out)
     if not results:
-        raise FileNotFoundError(f"no finished study runs under {out} "
+        raise ReportError(f"no finished study runs under {out} "
                                 "(expected */*/*/seed*/result.json)")
     cells = summarize(out, results)
     datasets = [d for d in DATASETS if any(r["dataset"] == d for r in results)]
@@ -304,7 +310,7 @@ def write_report(out: Path, report: Path, command: str, wall_s: float | None = N
     """Fill the measured blocks of the document ``report`` (which must exist: its prose is
     written by hand) from the runs under ``out``; figures go to ``report.parent / "figures"``."""
     if not report.is_file():
-        raise FileNotFoundError(f"no document {report}: the report fills the marked blocks of an "
+        raise ReportError(f"no document {report}: the report fills the marked blocks of an "
                                 "existing one (docs/results.md)")
     blocks = measured_blocks(out, report.parent / "figures", command, wall_s)
     text = fill_blocks(report.read_text(), blocks, report)

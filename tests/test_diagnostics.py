@@ -148,6 +148,19 @@ def test_verdict_needs_the_claimed_failure(monkeypatch):
     assert verdict("accuracy", full, same).startswith("**not reproduced**")
 
 
+def test_the_report_fills_only_its_marked_blocks(monkeypatch):
+    report = experiment("study_report", monkeypatch)
+    text = "prose\n<!-- results:a -->\nold\n<!-- /results:a -->\nmore prose\n"
+    filled = report.fill_blocks(text, {"a": "new\nlines\n"}, Path("doc.md"))
+    assert filled == "prose\n<!-- results:a -->\nnew\nlines\n<!-- /results:a -->\nmore prose\n"
+    with pytest.raises(report.ReportError, match="blocks missing: b; unknown blocks: none"):
+        report.fill_blocks(text, {"a": "x", "b": "y"}, Path("doc.md"))
+    with pytest.raises(report.ReportError, match="blocks missing: none; unknown blocks: a"):
+        report.fill_blocks(text, {}, Path("doc.md"))
+    with pytest.raises(report.ReportError, match="block a has no closing"):
+        report.fill_blocks("<!-- results:a -->\nold\n", {"a": "x"}, Path("doc.md"))
+
+
 def test_study_grid_covers_every_variant_at_both_depths_with_at_least_11_weight_layers(
         tmp_path, monkeypatch):
     grid = experiment("study_grid", monkeypatch)
