@@ -22,7 +22,9 @@ import torch.nn.functional as F
 
 import eisnn
 from eisnn.data import create_dataset
+from eisnn.files import atomic_write
 from eisnn.models import RecurrentUnit, SpikingUnit, create_model
+from eisnn.train.monitor import FiringRateMonitor
 
 STATIC = {"dataset": "digits", "model": "ei_mlp", "T": 4, "image_size": 8, "in_channels": 1, "hidden": (64, 64)}
 SEQ = {"dataset": "digits_seq", "T": 8, "image_size": 1, "in_channels": 8, "hidden": (64,)}
@@ -68,14 +70,12 @@ def run(spec: dict, seed: int, epochs: int, data: dict) -> dict:
             loss.backward()
             opt.step()
             sched.step()
-    rates = []
-    hooks = [m.register_forward_hook(lambda m, i, o: rates.append(o.mean().item()))
-             for m in model.modules() if isinstance(m, (SpikingUnit, RecurrentUnit))]
+    units = {n: m for n, m in model.named_modules()
+             if isinstance(m, (SpikingUnit, RecurrentUnit))}
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), FiringRateMonitor(model, layers=units) as monitor:
         acc = (model(x_te).argmax(1) == y_te).float().mean().item()
-    for h in hooks:
-        h.remove()
+    rates = list(monitor.rates().values())
     dale_ok = all(bool((p >= 0).all()) for p in eisnn.dale.constrained_parameters(model))
     return {"acc": acc, "rate": float(np.mean(rates)), "final_loss": loss.item(), "dale_ok": dale_ok}
 
@@ -137,9 +137,9 @@ def main() -> None:
                 r["seconds"] = time.time() - t0
                 results[study][label].append(r)
                 print(f"{study} | {label} | seed {seed}: acc {r['acc']:.3f} rate {r['rate']:.3f} ({r['seconds']:.0f}s)", flush=True)
-            tmp = out / "results.json.tmp"
-            tmp.write_text(json.dumps({"args": vars(args), "results": results, "wall_s": time.time() - start}, indent=1))
-            tmp.replace(out / "results.json")
+            record = {"args": vars(args), "results": results, "wall_s": time.time() - start}
+            text = json.dumps(record, indent=1).encode()
+            atomic_write(out / "results.json", lambda f: f.write(text))
     (out / "tables.md").write_text(tables(results) + f"\nwall time: {time.time() - start:.0f} s\n")
     plot(results, out)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import platform
 import shutil
 import statistics
@@ -31,9 +30,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from eisnn.nn import is_spiking_neuron
+from eisnn.files import atomic_write
 from eisnn.train.config import TrainConfig, from_dict
 from eisnn.train.factory import build_loader
+from eisnn.train.monitor import FiringRateMonitor
 from eisnn.train.trainer import Trainer
 
 COMMON: dict[str, Any] = {
@@ -82,29 +82,15 @@ class Measured:
 @torch.no_grad()
 def spiking_rate(model: nn.Module, cfg: TrainConfig) -> float | None:
     """Mean over spiking layers of ``|spikes|`` per neuron per time step on the test split (None: no spikes)."""
-    layers = [m for m in model.modules() if is_spiking_neuron(m)]
-    if not layers:
+    monitor = FiringRateMonitor(model)
+    if not monitor.layers:
         return None
-    sums = [torch.zeros((), dtype=torch.float64) for _ in layers]
-    counts = [0 for _ in layers]
-
-    def hook(i: int):
-        def record(module: nn.Module, args: Any, out: torch.Tensor) -> None:
-            sums[i] += out.abs().double().sum()
-            counts[i] += out.numel()
-
-        return record
-
-    handles = [m.register_forward_hook(hook(i)) for i, m in enumerate(layers)]
     model.eval()
-    try:
-        loader, _ = build_loader(cfg, False, torch.device(cfg.device))
+    loader, _ = build_loader(cfg, False, torch.device(cfg.device))
+    with monitor:
         for x, _ in loader:
             model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return statistics.fmean(float(s) / c for s, c in zip(sums, counts))
+    return statistics.fmean(monitor.rates().values())
 
 
 def train_one(system: System, seed: int, epochs: int, run_dir: Path) -> Measured:
@@ -132,9 +118,8 @@ def measured(system: System, seed: int, epochs: int, runs: Path) -> Measured:
         return Measured(**json.loads(record.read_text()))
     shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted run starts over
     m = train_one(system, seed, epochs, run_dir)
-    tmp = record.with_suffix(".tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(m)))
-    os.replace(tmp, record)
+    text = json.dumps(dataclasses.asdict(m)).encode()
+    atomic_write(record, lambda f: f.write(text))
     return m
 
 
@@ -198,9 +183,8 @@ def write_doc(path: Path, results: dict[str, list[Measured]], seeds: list[int], 
         "backeisnn_cnn5}.yaml`.",
         "",
     ]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, path)
+    text = "\n".join(lines).encode()
+    atomic_write(path, lambda f: f.write(text))
 
 
 def main() -> None:

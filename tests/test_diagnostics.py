@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 import time
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from eisnn.diagnostics import GradientNorms, Recorder, dale_pinned, diagnosed_layers, firing_stats, spike_counts
-from eisnn.diagnostics.report import verdict
 from eisnn.models import create_model
 from eisnn.nn import LIF, EILinear
 
@@ -126,7 +127,17 @@ def test_recording_leaves_outputs_and_speed_unchanged():
     assert min(p[1] for p in pairs) < 1.5 * min(p[0] for p in pairs) + 1e-3
 
 
-def test_verdict_needs_the_claimed_failure():
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def experiment(name: str, monkeypatch: pytest.MonkeyPatch):
+    """A module of experiments/ (scripts run on the installed package), imported."""
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    return importlib.import_module(name)
+
+
+def test_verdict_needs_the_claimed_failure(monkeypatch):
+    verdict = experiment("study_report", monkeypatch).verdict
     full = {"n": 3, "acc": 90.0, "std": 1.0, "diverged": 0, "exploded": 0, "collapsed": 0}
     collapsed = {"n": 3, "acc": 10.0, "std": 0.0, "diverged": 0, "exploded": 0, "collapsed": 3}
     assert verdict("collapse", full, collapsed).startswith("**reproduced**")
@@ -137,8 +148,23 @@ def test_verdict_needs_the_claimed_failure():
     assert verdict("accuracy", full, same).startswith("**not reproduced**")
 
 
-def test_study_grid_covers_every_variant_at_both_depths_with_at_least_11_weight_layers(tmp_path):
-    from eisnn.diagnostics.study import DEPTHS, VARIANTS, plan
+def test_the_report_fills_only_its_marked_blocks(monkeypatch):
+    report = experiment("study_report", monkeypatch)
+    text = "prose\n<!-- results:a -->\nold\n<!-- /results:a -->\nmore prose\n"
+    filled = report.fill_blocks(text, {"a": "new\nlines\n"}, Path("doc.md"))
+    assert filled == "prose\n<!-- results:a -->\nnew\nlines\n<!-- /results:a -->\nmore prose\n"
+    with pytest.raises(report.ReportError, match="blocks missing: b; unknown blocks: none"):
+        report.fill_blocks(text, {"a": "x", "b": "y"}, Path("doc.md"))
+    with pytest.raises(report.ReportError, match="blocks missing: none; unknown blocks: a"):
+        report.fill_blocks(text, {}, Path("doc.md"))
+    with pytest.raises(report.ReportError, match="block a has no closing"):
+        report.fill_blocks("<!-- results:a -->\nold\n", {"a": "x"}, Path("doc.md"))
+
+
+def test_study_grid_covers_every_variant_at_both_depths_with_at_least_11_weight_layers(
+        tmp_path, monkeypatch):
+    grid = experiment("study_grid", monkeypatch)
+    DEPTHS, VARIANTS, plan = grid.DEPTHS, grid.VARIANTS, grid.plan
     from eisnn.train.config import from_dict
     from eisnn.train.factory import build_model
 

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import csv
+import importlib
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from eisnn.cli import main
+from eisnn.diagnostics import DiagnosticsCallback
+from eisnn.run import start_run
 from eisnn.train.config import ConfigError, from_dict
-from eisnn.train.trainer import start_run
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny(tmp_path, **changes):
@@ -56,7 +62,7 @@ def test_diagnostics_reach_csv_tensorboard_histograms_and_plots(tmp_path, capsys
 
 def test_diagnostics_off_adds_nothing(tmp_path):
     t = train(tiny(tmp_path))
-    assert t.diagnostics is None
+    assert not any(isinstance(c, DiagnosticsCallback) for c in t.callbacks)
     header = next(csv.reader(open(tmp_path / "run" / "metrics.csv")))
     assert not [c for c in header if c.startswith(("diag/", "grad/"))]
     assert not (tmp_path / "run" / "diagnostics").exists()
@@ -79,8 +85,9 @@ def test_bad_diagnostics_keys_are_named(changes, message):
 
 
 def test_study_command_trains_a_small_grid_and_writes_the_report(tmp_path, monkeypatch):
-    from eisnn.diagnostics import report, study
-
+    monkeypatch.syspath_prepend(str(ROOT / "experiments"))
+    study, report, command = (importlib.import_module(name) for name in
+                              ("study_grid", "study_report", "study"))
     monkeypatch.setattr(study, "BASE", {**study.BASE, "limit_batches": 2, "T": 2})
     monkeypatch.setitem(study.DATASETS, "digits", {"dataset": "digits", "image_size": 8, "epochs": 2})
     monkeypatch.setattr(study, "DEPTHS", {"deep (2 weight layers)": [8]})
@@ -89,15 +96,19 @@ def test_study_command_trains_a_small_grid_and_writes_the_report(tmp_path, monke
     monkeypatch.setattr(study, "VARIANTS", variants)
     monkeypatch.setattr(report, "VARIANTS", variants)
     out, md = tmp_path / "study", tmp_path / "docs" / "results.md"
-    args = ["study", "--out", str(out), "--data-dir", str(tmp_path), "--datasets", "digits", "--seeds", "2",
+    md.parent.mkdir()
+    shutil.copy(ROOT / "docs" / "results.md", md)  # the document: prose by hand, measured blocks
+    args = ["--out", str(out), "--data-dir", str(tmp_path), "--datasets", "digits", "--seeds", "2",
             "--workers", "1", "--report", str(md)]
-    assert main(args) == 0
+    assert command.main(args) == 0
     text = md.read_text()
     assert "4 runs (1 datasets x 1 depths x 2 variants x 2 seeds)" in text
+    assert "84 runs" not in text and "| shallow (3 weight layers) |" not in text  # blocks replaced
     row = next(line for line in text.splitlines() if line.startswith("| deep (2 weight layers) | no E-I Init"))
     assert "| 0/2 | 0/2 | 2/2 | 0.000 | 0.000 |" in row  # not diverged, not exploded, collapsed, silent
     assert "collapsed 2/2" in text and "## Discussion" in text
     assert (md.parent / "figures" / "study_digits.png").read_bytes()[:4] == b"\x89PNG"
-    md.write_text(text.replace("(to be written after reading the tables)", "kept by hand"))
-    assert main(args[:-2] + ["--report", str(md), "--report-only"]) == 0  # finished runs are reused
+    md.write_text(text.replace("## Discussion\n", "## Discussion\n\nkept by hand\n", 1))
+    # finished runs are reused
+    assert command.main(args[:-2] + ["--report", str(md), "--report-only"]) == 0
     assert "kept by hand" in md.read_text()

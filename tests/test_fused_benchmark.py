@@ -1,6 +1,10 @@
-"""``eisnn.benchmark`` runs end to end on a tiny configuration and reports the ratios."""
+"""``eisnn.benchmark`` runs end to end on a tiny configuration and reports the ratios; the targets
+that judge them live in ``benchmarks/train_step.py``."""
 
 from __future__ import annotations
+
+import importlib
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +24,16 @@ def test_benchmark_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> No
     assert "--steps must be >= 1" in capsys.readouterr().err
     assert benchmark.main(["--models", "nope", "--steps", "1", "--warmup", "0", "--batch", "1"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_the_targets_live_in_benchmarks_and_judge_the_ratios(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    train_step = importlib.import_module("train_step")
+    assert not hasattr(benchmark, "TARGETS")
+    line, ok = train_step.verdict("vgg8", benchmark.Ratios(time=1.2, memory=1.31))
+    assert not ok and "step time 1.200 (target <= 1.3: ok)" in line
+    assert "peak memory 1.310 (target <= 1.3: MISSED)" in line
+    assert train_step.verdict("resnet18", benchmark.Ratios(time=1.35, memory=1.0))[1]
+    no_targets = train_step.verdict("vgg11", benchmark.Ratios(time=9.0, memory=9.0))
+    assert no_targets == ("  vgg11: no targets", True)

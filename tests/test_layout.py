@@ -23,7 +23,7 @@ from eisnn.nn import (
     PlainRecurrent,
     is_spiking_neuron,
 )
-from eisnn.train.monitor import lif_layers
+from eisnn.train.monitor import spiking_layers
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "eisnn"
 LOWER_LAYERS = ("functional", "nn", "models")
@@ -189,5 +189,5 @@ def test_spiking_neurons_declare_themselves():
     assert all(is_spiking_neuron(m) for m in (LIF(), HardResetLIF(), BackEINeuron(2)))
     assert not any(is_spiking_neuron(m) for m in (EILinear(2, 4), nn.ReLU(), TEBN(2, 1)))
     model = eisnn.models.create_model("backeisnn_cnn5", 10, 3, 2, width=1 / 16)
-    kinds = [type(m).__name__ for m in lif_layers(model).values()]
+    kinds = [type(m).__name__ for m in spiking_layers(model).values()]
     assert kinds == ["BackEINeuron"] * 3 + ["HardResetLIF"] * 2

@@ -2,7 +2,7 @@
 
 A subcommand is a :class:`Command`: a name, a one-line help, a function adding its arguments
 to an ``argparse`` parser, and a function running it (returning the exit status). Adding one
-(``bench``, ``plot``, ``study``, ...) is one :func:`register` call; heavy imports happen inside
+(``bench``, ``plot``, ...) is one :func:`register` call; heavy imports happen inside
 ``run`` so that ``eisnn --help`` stays fast. A :class:`~eisnn.errors.UserError` (bad config,
 missing data or checkpoint, non-finite loss, ...) ends with one ``eisnn: error: ...`` line and a
 non-zero status; any other exception keeps its traceback, so that a bug is never masked.
@@ -75,7 +75,7 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from eisnn.train import config as C
-    from eisnn.train.trainer import resume_run, start_run
+    from eisnn.run import resume_run, start_run
 
     if args.keys:
         print(C.describe())
@@ -161,7 +161,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 register(Command("bench", "time training steps of the E-I networks against their BN twins", _configure_bench, _run_bench))
 
 
-# ------------------------------------------------------------- plot, study
+# -------------------------------------------------------------------- plot
 def _configure_plot(p: argparse.ArgumentParser) -> None:
     from eisnn.diagnostics import commands
 
@@ -174,22 +174,8 @@ def _run_plot(args: argparse.Namespace) -> int:
     return commands.run_plot(args)
 
 
-def _configure_study(p: argparse.ArgumentParser) -> None:
-    from eisnn.diagnostics import commands
-
-    commands.configure_study(p)
-
-
-def _run_study(args: argparse.Namespace) -> int:
-    from eisnn.diagnostics import commands
-
-    return commands.run_study(args)
-
-
 register(Command("plot", "redraw the PNG plots of a run directory (learning curves, rates, diagnostics)",
                  _configure_plot, _run_plot))
-register(Command("study", "train the ablation/baseline/depth study on offline data and write docs/results.md",
-                 _configure_study, _run_study))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,8 @@ from typing import Iterable
 
 import numpy as np
 
+from eisnn.files import atomic_write
+
 __all__ = ["read_events", "read_aedat31", "read_aedat2", "write_aedat31", "write_aedat2"]
 
 Events = dict[str, np.ndarray]
@@ -134,14 +136,6 @@ def _parse_aedat2(raw: bytes, path: Path) -> Events:
     return make_events(t=stamp, x=127 - y_raw.astype(np.int16), y=127 - x_raw.astype(np.int16), p=1 - (address & 1))
 
 
-def _atomic_write(path: Path, chunks: Iterable[bytes]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        for chunk in chunks:
-            f.write(chunk)
-    os.replace(tmp, path)
-
-
 def _checked(events: Events, limit: int) -> Events:
     ev = make_events(events["t"], events["x"], events["y"], events["p"])
     if not (len(ev["t"]) == len(ev["x"]) == len(ev["y"]) == len(ev["p"])):
@@ -176,7 +170,7 @@ def write_aedat31(path: str | os.PathLike, events: Events, packet_size: int = 40
             n = e - s
             packets.append(PACKET_HEADER.pack(POLARITY_EVENT, 1, 8, 4, int(overflow[s]), n, n, n) + words[s:e].tobytes())
     header = "".join(line + "\r\n" for line in (*header_lines, "#!END-HEADER")).encode("ascii")
-    _atomic_write(Path(path), [header, *packets])
+    atomic_write(path, lambda f: f.writelines([header, *packets]))
 
 
 def write_aedat2(path: str | os.PathLike, events: Events, header_lines: Iterable[str] = AEDAT2_HEADER) -> None:
@@ -190,4 +184,4 @@ def write_aedat2(path: str | os.PathLike, events: Events, header_lines: Iterable
     words[:, 0] = (y_raw << 8) | (x_raw << 1) | (1 - ev["p"].astype(np.uint32))
     words[:, 1] = ev["t"]
     header = "".join(line + "\r\n" for line in header_lines).encode("ascii")
-    _atomic_write(Path(path), [header, words.tobytes()])
+    atomic_write(path, lambda f: f.writelines([header, words.tobytes()]))

@@ -16,7 +16,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..train.plots import _save, _series
+from ..train.plots import save_figure, series
 from .training import DIAG_PREFIX, GRAD_PREFIX
 
 PANELS: tuple[tuple[str, str], ...] = (
@@ -56,7 +56,7 @@ def plot_layer_curves(history: Sequence[dict[str, Any]], path: str | Path) -> No
     for i, (stat, title) in enumerate(PANELS):
         ax = fig.add_subplot(2, 5, i + 1)
         for layer, color in zip(layers, colors):
-            x, y = _series(history, f"{DIAG_PREFIX}{layer}/{stat}")
+            x, y = series(history, f"{DIAG_PREFIX}{layer}/{stat}")
             if x:
                 ax.plot(x, y, color=color, label=layer, marker="o", markersize=2)
         ax.set_title(title, fontsize=8)
@@ -68,7 +68,7 @@ def plot_layer_curves(history: Sequence[dict[str, Any]], path: str | Path) -> No
     ax = fig.add_subplot(2, 5, len(PANELS) + 1)
     kinds = [k for k in (history[0] if history else {}) if k.startswith(GRAD_PREFIX)]
     for key in kinds:
-        x, y = _series(history, key)
+        x, y = series(history, key)
         if x:
             ax.plot(x, y, label=key[len(GRAD_PREFIX):], marker="o", markersize=2)
     ax.set_yscale("log")
@@ -79,7 +79,7 @@ def plot_layer_curves(history: Sequence[dict[str, Any]], path: str | Path) -> No
         ax.legend(fontsize=6)
     for a in fig.axes:
         a.set_xlabel("epoch", fontsize=7)
-    _save(fig, Path(path))
+    save_figure(fig, path)
 
 
 def _pick(names: list[str], count: int) -> list[str]:
@@ -116,7 +116,7 @@ def plot_histograms(npz_path: str | Path, path: str | Path, max_layers: int = 3)
             ax.tick_params(labelsize=6)
             if c == 0:
                 ax.set_ylabel(layer, fontsize=7)
-    _save(fig, Path(path))
+    save_figure(fig, path)
 
 
 def plot_diagnostics(history: Sequence[dict[str, Any]], run_dir: str | Path, redraw: bool = True) -> list[Path]:

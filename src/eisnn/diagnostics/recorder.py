@@ -7,8 +7,10 @@ extra input convolution per layer) and reduced to sums on the device; the host r
 in :meth:`Recorder.summary`.
 
 Layers are named after the spiking unit that holds them (``stem``, ``body.0.units.1``): the unit's
-E-I layer gives the current statistics, its LIF the E firing statistics. E-I layers and LIF
-neurons outside a unit (the readout, user models) are reported under their own names.
+E-I layer gives the current statistics, its LIF the E firing statistics. E-I layers and spiking
+neurons outside a unit (the readout, user models) are reported under their own names. Spikes
+are counted by the package's one firing-rate monitor
+(:class:`eisnn.train.monitor.FiringRateMonitor`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nn import LIF
+from eisnn.nn import is_spiking_neuron
+from eisnn.train.monitor import FiringRateMonitor
+
 from ..nn.ei import EILayer
 from . import stats
 
@@ -29,10 +33,10 @@ CURRENT_SAMPLES = ("i_ee", "sub", "div", "i_int")
 
 @dataclass
 class LayerProbe:
-    """What one diagnosed layer is made of: an E-I layer and/or the LIF neurons it feeds."""
+    """What one diagnosed layer is made of: an E-I layer and/or the spiking neurons it feeds."""
 
     ei: EILayer | None = None
-    lif: LIF | None = None
+    lif: nn.Module | None = None
 
 
 def diagnosed_layers(model: nn.Module) -> dict[str, LayerProbe]:
@@ -51,7 +55,7 @@ def diagnosed_layers(model: nn.Module) -> dict[str, LayerProbe]:
             continue
         if isinstance(module, EILayer):
             probes[name] = LayerProbe(ei=module)
-        elif isinstance(module, LIF):
+        elif is_spiking_neuron(module):
             probes[name] = LayerProbe(lif=module)
     return probes
 
@@ -75,8 +79,8 @@ class Recorder:
         self.probes = diagnosed_layers(model)
         self.samples = samples
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._counts: dict[str, torch.Tensor] = {}
-        self._steps: dict[str, int] = {}
+        neurons = {name: probe.lif for name, probe in self.probes.items() if probe.lif is not None}
+        self.spikes = FiringRateMonitor(model, per_neuron=True, layers=neurons)
         self._sums: dict[str, torch.Tensor] = {}
         self._samples: dict[str, np.ndarray] = {}
 
@@ -84,21 +88,14 @@ class Recorder:
         for name, probe in self.probes.items():
             if probe.ei is not None:
                 self._handles.append(probe.ei.register_forward_hook(self._ei_hook(name)))
-            if probe.lif is not None:
-                self._handles.append(probe.lif.register_forward_hook(self._lif_hook(name)))
+        self.spikes.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.spikes.__exit__(*exc)
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
-
-    def _lif_hook(self, name: str):
-        def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], spikes: torch.Tensor) -> None:
-            counts = stats.spike_counts(spikes)
-            self._counts[name] = counts + self._counts[name] if name in self._counts else counts
-            self._steps[name] = self._steps.get(name, 0) + spikes.shape[0] * spikes.shape[1]
-        return record
 
     def _ei_hook(self, name: str):
         def record(layer: EILayer, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -115,10 +112,11 @@ class Recorder:
     def summary(self) -> dict[str, dict[str, float]]:
         """``{layer: {statistic: value}}`` over everything recorded (see :mod:`.stats`)."""
         out: dict[str, dict[str, float]] = {}
+        counts = self.spikes.neuron_counts()
         for name, probe in self.probes.items():
             row: dict[str, float] = {}
-            if name in self._counts:
-                row.update(stats.firing_stats(self._counts[name], self._steps[name]))
+            if name in counts:
+                row.update(stats.firing_stats(*counts[name]))
             if name in self._sums:
                 row.update(stats.current_stats(self._sums[name]))
             if probe.ei is not None:

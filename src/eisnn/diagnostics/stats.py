@@ -60,13 +60,9 @@ def current_stats(sums: torch.Tensor) -> dict[str, float]:
     }
 
 
-def spike_counts(spikes: torch.Tensor) -> torch.Tensor:
-    """Spikes per unit summed over the leading time and batch dims of ``[T, B, ...]`` (float64)."""
-    return spikes.detach().double().reshape(spikes.shape[0] * spikes.shape[1], -1).sum(0)
-
-
 def firing_stats(counts: torch.Tensor, steps: int) -> dict[str, float]:
-    """``e_rate, silent, saturated`` from per-unit spike counts over ``steps`` (time steps x samples)."""
+    """``e_rate, silent, saturated`` from per-unit spike counts over ``steps`` (time steps x
+    samples), as :meth:`eisnn.train.monitor.FiringRateMonitor.neuron_counts` gives them."""
     rate, silent, saturated = torch.stack([counts.mean() / steps, (counts == 0).double().mean(),
                                            (counts >= steps).double().mean()]).tolist()
     return {"e_rate": rate, "silent": silent, "saturated": saturated}

@@ -13,13 +13,13 @@ the currents are written to ``diagnostics/histograms_epoch<N>.npz`` for the hist
 
 from __future__ import annotations
 
-import io
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import nn
+
+from eisnn.files import atomic_write
 
 from .recorder import GradientNorms, Recorder, weight_samples
 
@@ -33,13 +33,8 @@ def histogram_path(run_dir: str | Path, epoch: int) -> Path:
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    """Write ``arrays`` to ``path`` (compressed ``.npz``) atomically."""
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def flatten_summary(summary: dict[str, dict[str, float]]) -> dict[str, float]:

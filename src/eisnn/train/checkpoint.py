@@ -1,4 +1,4 @@
-"""Checkpoints written atomically: a temporary file in the same folder, fsync, then rename.
+"""Checkpoints written atomically (:func:`eisnn.files.atomic_write`: temporary file, fsync, rename).
 
 A crash at any moment leaves either the previous file or the new one, never a torn file; a failed
 write (a full disk) removes the temporary file and leaves the previous checkpoint as it was.
@@ -8,7 +8,6 @@ Reading verifies the CRC-32 of every record of the zip archive that ``torch.save
 
 from __future__ import annotations
 
-import os
 import random
 import zipfile
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from eisnn.errors import UserError
+from eisnn.files import atomic_write
 
 FORMAT = "eisnn-checkpoint"
 VERSION = 1
@@ -31,39 +31,16 @@ class CheckpointError(UserError, RuntimeError):
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` through a temporary file in the same folder, flushed and
-    fsynced, then ``os.replace``; on failure the temporary file is removed and an ``OSError``
-    becomes a :class:`CheckpointError` naming ``path`` and the reason."""
+    """``torch.save`` to ``path`` with :func:`eisnn.files.atomic_write` (temporary file, fsync,
+    rename); on failure the previous file is left as it was and an ``OSError`` becomes a
+    :class:`CheckpointError` naming ``path`` and the reason."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(obj, f))
     except OSError as exc:
         kept = f"the previous {path.name} is unchanged" if path.exists() else "nothing was written"
         reason = exc.strerror or _reason(exc)
         raise CheckpointError(f"cannot write checkpoint {path}: {reason}; {kept}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def rng_state() -> dict[str, Any]:

@@ -19,7 +19,13 @@ from typing import Any, Union
 
 import yaml
 
+from eisnn.dale import POLICIES as DALE_POLICIES
+from eisnn.functional import STABILIZATIONS, SURROGATES
+from eisnn.losses import LOSSES
+from eisnn.nn import INHIBITORY_KINDS
+from eisnn.nn.ei_options import INIT_MODES
 from eisnn.errors import UserError
+
 
 
 class ConfigError(UserError, ValueError):
@@ -88,27 +94,27 @@ class TrainConfig:
     nonfinite: str = _key("stop", choices=("stop", "skip"), help="on a NaN/inf loss or gradient")
     amp: str = _key("none", choices=("none", "bf16"), help="bf16 autocast (CUDA only)")
     seed: int = _key(0, ge=0)
-    loss: str = _key("cross_entropy", choices=("cross_entropy", "mse_rates"),
+    loss: str = _key("cross_entropy", choices=tuple(LOSSES),
                      help="training loss on the model output (mse_rates: BackEISNN's MSE on firing rates)")
     # model options (passed to create_model)
     dropout: float = _key(0.0, ge=0.0, lt=1.0, model_kwarg=True)
     width: float | None = _key(None, gt=0.0, model_kwarg=True, help="channel multiplier of VGG/ResNet (null: 1)")
     ei_ratio: float = _key(4.0, ge=1, model_kwarg=True, help="excitatory / inhibitory units: n_I = max(1, floor(n_E / ratio))")
     n_inhibitory: int | None = _key(None, ge=1, model_kwarg=True, help="I units per hidden E-I layer, given directly (null: from ei_ratio)")
-    inhibitory: str = _key("relu", choices=("relu", "lif"), model_kwarg=True, help="I units: the paper's ReLU, or spiking LIF")
+    inhibitory: str = _key("relu", choices=INHIBITORY_KINDS, model_kwarg=True, help="I units: the paper's ReLU, or spiking LIF")
     tau_i: float = _key(2.0, ge=1.0, model_kwarg=True, help="spiking I units: membrane time constant")
     v_threshold_i: float = _key(1.0, gt=0.0, model_kwarg=True, help="spiking I units: threshold")
-    surrogate_i: str = _key("sigmoid", choices=("sigmoid", "arctan"), model_kwarg=True, help="spiking I units: surrogate")
+    surrogate_i: str = _key("sigmoid", choices=tuple(SURROGATES), model_kwarg=True, help="spiking I units: surrogate")
     alpha_i: float = _key(4.0, gt=0.0, model_kwarg=True, help="spiking I units: surrogate sharpness")
-    dale: str = _key("clamp", choices=("clamp", "reparam"), model_kwarg=True, help="Dale's law: clamp after each step, or softplus reparametrization")
+    dale: str = _key("clamp", choices=DALE_POLICIES, model_kwarg=True, help="Dale's law: clamp after each step, or softplus reparametrization")
     tau: float = _key(2.0, ge=1.0, model_kwarg=True, help="LIF membrane time constant")
-    surrogate: str = _key("sigmoid", choices=("sigmoid", "arctan"), model_kwarg=True)
+    surrogate: str = _key("sigmoid", choices=tuple(SURROGATES), model_kwarg=True)
     alpha: float = _key(4.0, gt=0.0, model_kwarg=True, help="surrogate sharpness")
-    stabilization: str = _key("adaptive", choices=("adaptive", "epsilon", "none"), model_kwarg=True)
+    stabilization: str = _key("adaptive", choices=STABILIZATIONS, model_kwarg=True)
     epsilon: float = _key(1e-8, gt=0.0, model_kwarg=True, help="for stabilization: epsilon")
     ste: bool = _key(True, model_kwarg=True, help="straight-through stabilization gradient")
     scale_w_ei_grad: bool = _key(True, model_kwarg=True, help="divide W_EI's gradient by fan-in")
-    init: str = _key("ei", choices=("ei", "standard"), model_kwarg=True)
+    init: str = _key("ei", choices=INIT_MODES, model_kwarg=True)
     hidden: list[int] | None = _key(None, ge=1, model_kwarg=True, help="MLP hidden layer sizes (null: 256, 256)")
     # machinery
     device: str = _key("auto", choices=("auto", "cpu", "cuda"))

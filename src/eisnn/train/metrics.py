@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
+
+from eisnn.files import atomic_write
 
 
 def write_metrics_csv(history: Sequence[dict[str, Any]], path: str | Path) -> None:
@@ -27,10 +28,8 @@ def write_metrics_csv(history: Sequence[dict[str, Any]], path: str | Path) -> No
     writer.writeheader()
     for row in history:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    text = buf.getvalue().encode()
+    atomic_write(path, lambda f: f.write(text))
 
 
 def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:

@@ -1,12 +1,17 @@
-"""Firing rates of every spiking layer, read by forward hooks (the layers are not changed).
+"""Firing rates of spiking layers, read by forward hooks (the layers are not changed).
 
-The rate of a layer is the mean of its output spikes over time, batch and neurons. The hooks
-only launch one reduction per layer and call: no host synchronisation in the forward pass.
-With ``per_neuron=True`` they also accumulate the rate of every neuron (mean over the
-leading time and batch dimensions ``[T, B, ...]``), for histograms.
+The one firing-rate monitor of the package: training, evaluation and the diagnostics
+(:class:`eisnn.diagnostics.Recorder`) all read spikes through :class:`FiringRateMonitor`.
+
+The rate of a layer is the mean of its output spikes over time, batch and neurons (of their
+magnitude for signed spikes). The hooks only launch one reduction per layer and call: no host
+synchronisation in the forward pass. With ``per_neuron=True`` they also accumulate the spike
+count of every neuron over the leading time and batch dimensions ``[T, B, ...]``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -14,17 +19,30 @@ from torch import nn
 from eisnn.nn import is_spiking_neuron
 
 
-def lif_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The model's spiking-neuron modules (``eisnn.nn.is_spiking_neuron``) by qualified name, in
+def spiking_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The model's spiking-neuron modules (:func:`is_spiking_neuron`) by qualified name, in
     forward-definition order."""
     return {name: m for name, m in model.named_modules() if is_spiking_neuron(m)}
 
 
-class FiringRateMonitor:
-    """Context manager: ``with FiringRateMonitor(model) as mon: model(x)``; then ``mon.rates()``."""
+def spike_counts(spikes: torch.Tensor) -> torch.Tensor:
+    """Spikes per unit summed over the leading time and batch dims of ``[T, B, ...]``, flattened,
+    as float64. The sum runs in float32, exact for spikes (small integers) and without a float64
+    copy of the activations."""
+    lead = spikes.shape[0] * spikes.shape[1]
+    return spikes.detach().float().reshape(lead, -1).sum(0).double()
 
-    def __init__(self, model: nn.Module, per_neuron: bool = False) -> None:
-        self.layers = lif_layers(model)
+
+class FiringRateMonitor:
+    """Context manager: ``with FiringRateMonitor(model) as mon: model(x)``; then ``mon.rates()``.
+
+    ``layers`` (name -> module) chooses the modules to watch; by default every spiking neuron
+    of ``model`` (:func:`spiking_layers`).
+    """
+
+    def __init__(self, model: nn.Module, per_neuron: bool = False,
+                 layers: Mapping[str, nn.Module] | None = None) -> None:
+        self.layers = dict(layers) if layers is not None else spiking_layers(model)
         self.per_neuron = per_neuron
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self.reset()
@@ -55,10 +73,10 @@ class FiringRateMonitor:
             self._sum[name] = self._sum[name] + weighted if name in self._sum else weighted
             self._count[name] = self._count.get(name, 0) + spikes.numel()
             if self.per_neuron:
-                lead = spikes.shape[0] * spikes.shape[1]
-                total = spikes.float().reshape(lead, *spikes.shape[2:]).sum(0)
+                total = spike_counts(spikes)
                 prev = self._neuron_sum.get(name)
                 self._neuron_sum[name] = total if prev is None else prev + total
+                lead = spikes.shape[0] * spikes.shape[1]
                 self._neuron_count[name] = self._neuron_count.get(name, 0) + lead
         return record
 
@@ -72,6 +90,12 @@ class FiringRateMonitor:
         """Mean rate of each layer over everything seen since the last reset."""
         return {name: (self._sum[name] / self._count[name]).item() for name in self._sum}
 
+    def neuron_counts(self) -> dict[str, tuple[torch.Tensor, int]]:
+        """Per layer (needs ``per_neuron=True``): the spike count of every neuron (float64,
+        flattened, on the device) and the number of time steps x samples it was counted over."""
+        return {name: (s, self._neuron_count[name]) for name, s in self._neuron_sum.items()}
+
     def neuron_rates(self) -> dict[str, torch.Tensor]:
-        """Per-neuron rate of each layer (needs ``per_neuron=True``), on the CPU."""
-        return {name: (s / self._neuron_count[name]).cpu() for name, s in self._neuron_sum.items()}
+        """Per-neuron rate of each layer (needs ``per_neuron=True``): float32, flattened, on the
+        CPU."""
+        return {name: (s / n).float().cpu() for name, (s, n) in self.neuron_counts().items()}

@@ -6,7 +6,6 @@ and written atomically, so a viewer never sees half a file.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,21 +13,19 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from eisnn.files import atomic_write
+
 RATE_PREFIX = "rate/"
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save_figure(fig: Figure, path: str | Path) -> None:
+    """Draw ``fig`` on the Agg canvas and write it to ``path`` as a PNG (90 dpi), atomically."""
     FigureCanvasAgg(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        fig.savefig(tmp, format="png", dpi=90)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
 
 
-def _series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+def series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list[float]]:
+    """``(epochs, values)`` of column ``key`` over the history rows that hold a value for it."""
     pairs = [(row["epoch"], row[key]) for row in history if row.get(key) not in (None, "")]
     return [p[0] for p in pairs], [float(p[1]) for p in pairs]
 
@@ -42,7 +39,7 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) ->
     for i, (title, keys) in enumerate(panels):
         ax = fig.add_subplot(1, 3, i + 1)
         for key in keys:
-            x, y = _series(history, key)
+            x, y = series(history, key)
             if x:
                 ax.plot(x, y, marker="o", markersize=3, label=key.replace("_", " "))
         ax.set_xlabel("epoch")
@@ -50,7 +47,7 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) ->
         ax.grid(alpha=0.3)
         if len(ax.lines) > 1:
             ax.legend()
-    _save(fig, Path(path))
+    save_figure(fig, path)
 
 
 def plot_firing_rates(history: Sequence[dict[str, Any]], path: str | Path) -> None:
@@ -68,7 +65,7 @@ def plot_firing_rates(history: Sequence[dict[str, Any]], path: str | Path) -> No
     bars.set_ylabel("firing rate")
     bars.set_title(f"epoch {latest['epoch']} (test set)" if latest else "no evaluation yet")
     for key, name in zip(layers, names):
-        x, y = _series(history, key)
+        x, y = series(history, key)
         if x:
             lines.plot(x, y, label=name)
     lines.set_xlabel("epoch")
@@ -77,7 +74,7 @@ def plot_firing_rates(history: Sequence[dict[str, Any]], path: str | Path) -> No
     lines.grid(alpha=0.3)
     if 0 < len(layers) <= 12:
         lines.legend(fontsize=7)
-    _save(fig, Path(path))
+    save_figure(fig, path)
 
 
 def plot_run(history: Sequence[dict[str, Any]], plot_dir: str | Path) -> None:

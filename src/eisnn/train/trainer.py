@@ -14,7 +14,10 @@ Under ``torchrun`` the same loop runs in every process with DistributedDataParal
 Run directory layout::
 
     config.yaml  metrics.csv  tensorboard/  checkpoints/{last,best}.pt  plots/*.png
-    diagnostics/histograms_epoch<N>.npz   (with ``diagnostics: true``; see eisnn.diagnostics)
+
+Callbacks (:mod:`eisnn.train.callbacks`) add to the loop without it knowing them: the
+diagnostics of ``diagnostics: true`` are one (built by :mod:`eisnn.run`; they add
+``diagnostics/histograms_epoch<N>.npz`` and their columns and plots).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +34,10 @@ import torch
 from tqdm import tqdm
 
 from eisnn import dale
-from eisnn.diagnostics.plots import plot_diagnostics
-from eisnn.diagnostics.training import TrainingDiagnostics
 from eisnn.errors import UserError
 from eisnn.init import ei_init, is_initialized
 from eisnn.losses import get_loss
+from eisnn.train.callbacks import Callback, CallbackFactory, check_config_keys, no_callbacks
 from eisnn.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from eisnn.train.config import ConfigError, TrainConfig, from_dict, save_config
 from eisnn.train.distributed import NullLog, Ranks, connect, unwrap
@@ -91,8 +93,11 @@ class Trainer:
     """Owns the model, data, optimizer, schedule and run directory of one run."""
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, checkpoint: dict[str, Any] | None = None,
-                 echo: Callable[[str], None] = print, ranks: Ranks | None = None) -> None:
+                 echo: Callable[[str], None] = print, ranks: Ranks | None = None,
+                 callbacks: Sequence[Callback] = ()) -> None:
+        check_config_keys(cfg, callbacks)
         self.cfg = cfg
+        self.callbacks = list(callbacks)
         self.run_dir = Path(run_dir)
         self.ranks = ranks if ranks is not None else Ranks.single(prepare_device(cfg))
         self.echo = echo if self.ranks.is_main else _silent
@@ -106,9 +111,6 @@ class Trainer:
         self.optimizer = build_optimizer(cfg, self.model)
         dale.attach(self.optimizer, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer, self.iters_per_epoch)
-        # diagnostics on the main rank: its share of the test set, the gradients after the all-reduce
-        self.diagnostics = (TrainingDiagnostics(self.model, self.run_dir, cfg.epochs, cfg.diagnostics_every,
-                                                cfg.histogram_epochs) if cfg.diagnostics and self.ranks.is_main else None)
         self.epoch = 0  # completed epochs
         self.step = 0  # completed optimizer steps
         self.skipped = 0  # non-finite steps skipped (nonfinite: skip)
@@ -122,6 +124,8 @@ class Trainer:
             save_config(cfg, self.run_dir / "config.yaml")
         self.tb = TensorBoardLog(self.run_dir / "tensorboard", purge_step=self.epoch + 1 if checkpoint is not None
                                  else None) if self.ranks.is_main else NullLog()
+        for callback in self.callbacks:
+            callback.on_setup(self)
         if self.history:
             self._write_tables()
 
@@ -177,19 +181,18 @@ class Trainer:
         row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
                                "train_loss": train["loss"], "train_top1": train["top1"],
                                "train_rate": train["rate"], "skipped_steps": self.skipped}
-        if self.diagnostics is not None:
-            row.update(self.diagnostics.gradient_row())
+        for callback in self.callbacks:
+            callback.on_train_epoch_end(self, epoch + 1, row)
         result: EvalResult | None = None
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            recorder = self.diagnostics.recorder(epoch + 1) if self.diagnostics is not None else None
-            with recorder or contextlib.nullcontext():
+            with contextlib.ExitStack() as stack:
+                for callback in self.callbacks:
+                    stack.enter_context(callback.evaluating(self, epoch + 1, row))
                 result = evaluate(self.model, self._limited(self.loaders.test), self.device, cfg.amp,
                                   per_neuron=cfg.histograms, loss=cfg.loss,
                                   sum_over_ranks=self.ranks.sum if self.ranks.distributed else None)
-            row.update(test_loss=result.loss, test_top1=result.top1, test_top5=result.top5)
-            row.update({RATE_PREFIX + name: rate for name, rate in result.firing_rates.items()})
-            if recorder is not None:
-                row.update(self.diagnostics.activity_row(epoch + 1, recorder))
+                row.update(test_loss=result.loss, test_top1=result.top1, test_top5=result.top5)
+                row.update({RATE_PREFIX + name: rate for name, rate in result.firing_rates.items()})
         row["epoch_s"] = time.perf_counter() - t0
         self.history.append(row)
         self.epoch = epoch + 1
@@ -237,8 +240,8 @@ class Trainer:
                 if loss_ok < 1 or grad_ok < 1:  # a non-finite value on any rank
                     self._non_finite(epoch, i, "loss" if not loss_ok else "gradient")
                     continue
-                if self.diagnostics is not None:
-                    self.diagnostics.after_backward()
+                for callback in self.callbacks:
+                    callback.on_step(self)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
@@ -292,8 +295,8 @@ class Trainer:
         write_metrics_csv(self.history, self.run_dir / "metrics.csv")
         if self.cfg.plots:
             plot_run(self.history, self.run_dir / "plots")
-            if self.diagnostics is not None:
-                plot_diagnostics(self.history, self.run_dir, redraw=False)
+        for callback in self.callbacks:
+            callback.on_metrics_written(self)
 
 
 def summary_line(row: dict[str, Any], epochs: int) -> str:
@@ -312,28 +315,33 @@ def _silent(_: str) -> None:
 
 
 def _trainer(cfg: TrainConfig, run_dir: Callable[[], Path], checkpoint: dict[str, Any] | None,
-             echo: Callable[[str], None]) -> Trainer:
+             echo: Callable[[str], None], callbacks: CallbackFactory) -> Trainer:
     """A Trainer in this process's place of the launch (rank 0 names the run directory)."""
     ranks = connect(cfg, prepare_device(cfg))
     try:
-        return Trainer(cfg, ranks.on_main(run_dir), checkpoint=checkpoint, echo=echo, ranks=ranks)
+        return Trainer(cfg, ranks.on_main(run_dir), checkpoint=checkpoint, echo=echo, ranks=ranks,
+                       callbacks=callbacks(cfg))
     except BaseException:
         ranks.close()
         raise
 
 
-def start_run(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Trainer:
-    """A fresh run in a new run directory."""
-    return _trainer(cfg, lambda: new_run_dir(cfg), None, echo)
+def start_run(cfg: TrainConfig, echo: Callable[[str], None] = print,
+              callbacks: CallbackFactory = no_callbacks) -> Trainer:
+    """A fresh run in a new run directory, with the callbacks ``callbacks(cfg)``
+    (:func:`eisnn.run.start_run` adds the ones that config keys ask for)."""
+    return _trainer(cfg, lambda: new_run_dir(cfg), None, echo, callbacks)
 
 
 def resume_run(run_dir: str | Path, data_dir: str | None = None,
-               echo: Callable[[str], None] = print) -> Trainer:
-    """Continue the run in ``run_dir`` from ``checkpoints/last.pt`` (``data_dir`` may move); under
-    ``torchrun`` every process reads it, so the run directory must be visible from every machine."""
+               echo: Callable[[str], None] = print,
+               callbacks: CallbackFactory = no_callbacks) -> Trainer:
+    """Continue the run in ``run_dir`` from ``checkpoints/last.pt`` (``data_dir`` may move), with
+    the callbacks ``callbacks(cfg)`` of its config; under ``torchrun`` every process reads it, so
+    the run directory must be visible from every machine."""
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     cfg = from_dict(ckpt["config"])
     if data_dir is not None:
         cfg = cfg.replace(data_dir=data_dir)
-    return _trainer(cfg, lambda: run_dir, ckpt, echo)
+    return _trainer(cfg, lambda: run_dir, ckpt, echo, callbacks)

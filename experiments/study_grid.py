@@ -1,9 +1,11 @@
-"""``eisnn study``: the paper's ablations and baselines at two depths on offline data, as a table.
+"""The study's grid: the paper's ablations and baselines at two depths on offline data.
+
+Run by ``experiments/study.py`` (which also writes ``docs/results.md``), on the installed package.
 
 Grid: datasets (``digits`` upsampled to 16x16, ``digits_dvs`` event frames) x depths (an MLP with 2
 hidden layers = 3 weight layers, and one with 10 = 11 weight layers) x variants (the full E-I
 method, its four ablations of SPEC section 7, the BN-SNN and a plain SNN with Kaiming init) x
-seeds. Every run is an ordinary training run (``eisnn.train``) with diagnostics on, in
+seeds. Every run is an ordinary training run (``eisnn.run``) with diagnostics on, in
 ``OUT/<dataset>/<depth>/<variant>/seed<k>``; a finished run leaves ``result.json`` and is not
 trained again, so an interrupted study continues where it stopped.
 
@@ -17,13 +19,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import multiprocessing as mp
 import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from eisnn.data import create_dataset, dataset_info
+from eisnn.files import atomic_write
+from eisnn.run import start_run
+from eisnn.train.config import from_dict
+from eisnn.train.trainer import NonFiniteError
 
 COLLAPSE_RATE = 0.01
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -74,9 +82,6 @@ def plan(datasets: Sequence[str], seeds: int) -> list[RunSpec]:
 
 def run_one(spec: RunSpec, out: Path, data_dir: str) -> dict[str, Any]:
     """Train one run (single-threaded: ``cpu_threads: 1``) and write its ``result.json``; returns the result."""
-    from eisnn.train.config import from_dict
-    from eisnn.train.trainer import NonFiniteError, start_run
-
     result_path = spec.folder(out) / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
@@ -98,9 +103,8 @@ def run_one(spec: RunSpec, out: Path, data_dir: str) -> dict[str, Any]:
               "min_rate": min(rates) if rates else float("nan"), "diverged": diverged,
               "collapsed": bool(min(rates) < COLLAPSE_RATE) if rates else None,
               "wall_s": time.perf_counter() - start}
-    tmp = result_path.with_name(".result.json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, result_path)
+    text = json.dumps(result, indent=1).encode()
+    atomic_write(result_path, lambda f: f.write(text))
     return result
 
 
@@ -111,11 +115,7 @@ def _run_star(args: tuple[RunSpec, Path, str]) -> dict[str, Any]:
 def run_study(out: Path, data_dir: str, datasets: Sequence[str], seeds: int, workers: int,
               echo=print) -> list[dict[str, Any]]:
     """Train every run of the grid with ``workers`` single-threaded processes (1: in this process)."""
-    import multiprocessing as mp
-
     specs = plan(datasets, seeds)
-    from eisnn.data import create_dataset, dataset_info
-
     for name in datasets:  # event recordings and frame caches are written once, before the workers start
         if dataset_info(name).is_event:
             for train in (True, False):
