@@ -33,8 +33,13 @@ print(retained, sum(faults[12:]))
 def faults_of_last_steps(retain: str) -> tuple[bool, int]:
     """``(setting applied, minor page faults over the last 12 of 24 steps)`` in a fresh process."""
     env = {**os.environ, "EISNN_RETAIN_MEMORY": retain}
-    done = subprocess.run([sys.executable, "-c", FAULTS_OF_REPEATED_STEPS], env=env,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", FAULTS_OF_REPEATED_STEPS],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     retained, faults = done.stdout.split()
     return retained == "True", int(faults)
 
@@ -44,7 +49,9 @@ def main() -> None:
     print(f"pages touched by the last 12 steps: {pages}")
     for retain, label in (("0", "glibc defaults"), ("1", "retain_freed_memory")):
         retained, faults = faults_of_last_steps(retain)
-        print(f"{label:20s} applied={retained!s:5s} minor faults {faults:8d} ({faults / pages:.2f} per page)")
+        print(
+            f"{label:20s} applied={retained!s:5s} minor faults {faults:8d} ({faults / pages:.2f} per page)"
+        )
 
 
 if __name__ == "__main__":

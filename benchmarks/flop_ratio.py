@@ -39,14 +39,24 @@ def step_macs(name: str, batch: int, time_steps: int, image_size: int) -> tuple[
         passes = 2 if inputs[0].shape[1] == 3 else 3  # the image needs no input gradient
         positions = out[0, 0].numel() * out.shape[0]
         if isinstance(module, (nn.Conv2d, EIConv2d)):
-            weight = module.weight if isinstance(module, nn.Conv2d) else torch.cat([module.w_ee, module.w_ie])
+            weight = (
+                module.weight
+                if isinstance(module, nn.Conv2d)
+                else torch.cat([module.w_ee, module.w_ie])
+            )
             totals["map"] += passes * positions * weight.numel()
         elif isinstance(module, (nn.Linear, EILinear)):
-            weight = module.weight if isinstance(module, nn.Linear) else torch.cat([module.w_ee, module.w_ie])
+            weight = (
+                module.weight
+                if isinstance(module, nn.Linear)
+                else torch.cat([module.w_ee, module.w_ie])
+            )
             totals["map"] += passes * inputs[0].shape[0] * weight.numel()
             positions = inputs[0].shape[0]
         if isinstance(module, (EIConv2d, EILinear)) and not module.readout:
-            totals["lateral"] += LATERAL_PRODUCTS * positions * module.n_excitatory * module.n_inhibitory
+            totals["lateral"] += (
+                LATERAL_PRODUCTS * positions * module.n_excitatory * module.n_inhibitory
+            )
 
     for module in model.modules():
         module.register_forward_hook(count)
@@ -68,9 +78,11 @@ def main() -> None:
         bn_map, _ = step_macs(f"bn_{arch}", batch, args.T, args.image_size)
         floor = (ei_map + lateral) / bn_map
         without_recompute = (ei_map + lateral * (LATERAL_PRODUCTS - 2) / LATERAL_PRODUCTS) / bn_map
-        print(f"{arch} (batch {batch}, T={args.T}): BN twin {bn_map / 1e9:.1f} GMAC; E-I input maps {ei_map / 1e9:.1f} GMAC "
-              f"({ei_map / bn_map:.3f}x) + W_EI products {lateral / 1e9:.2f} GMAC -> {floor:.3f}x "
-              f"({without_recompute:.3f}x without recomputing the products)")
+        print(
+            f"{arch} (batch {batch}, T={args.T}): BN twin {bn_map / 1e9:.1f} GMAC; E-I input maps {ei_map / 1e9:.1f} GMAC "
+            f"({ei_map / bn_map:.3f}x) + W_EI products {lateral / 1e9:.2f} GMAC -> {floor:.3f}x "
+            f"({without_recompute:.3f}x without recomputing the products)"
+        )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import argparse
 import os
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -37,8 +37,14 @@ def spikingjelly_lif() -> Callable[[torch.Tensor], torch.Tensor] | None:
         from spikingjelly.activation_based import functional, neuron, surrogate
     except ImportError:
         return None
-    node = neuron.LIFNode(tau=2.0, decay_input=False, v_reset=None, detach_reset=True,
-                          surrogate_function=surrogate.Sigmoid(alpha=4.0), step_mode="m")  # torch backend (default)
+    node = neuron.LIFNode(
+        tau=2.0,
+        decay_input=False,
+        v_reset=None,
+        detach_reset=True,
+        surrogate_function=surrogate.Sigmoid(alpha=4.0),
+        step_mode="m",
+    )  # torch backend (default)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         functional.reset_net(node)
@@ -49,7 +55,9 @@ def spikingjelly_lif() -> Callable[[torch.Tensor], torch.Tensor] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shape", type=int, nargs="+", default=[4, 32, 64, 32, 32], help="[T, B, ...]")
+    parser.add_argument(
+        "--shape", type=int, nargs="+", default=[4, 32, 64, 32, 32], help="[T, B, ...]"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
@@ -57,6 +65,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x = (torch.rand(args.shape, generator=torch.Generator().manual_seed(0)) * 1.5).requires_grad_()
     grad = torch.rand(args.shape, generator=torch.Generator().manual_seed(1))
+
     def without_kernels(x: torch.Tensor) -> torch.Tensor:
         previous = os.environ.get("EISNN_CPU_KERNELS")
         os.environ["EISNN_CPU_KERNELS"] = "0"
@@ -68,16 +77,24 @@ def main() -> None:
             else:
                 os.environ["EISNN_CPU_KERNELS"] = previous
 
-    candidates = {"eisnn fused": lif_multistep_fused, "eisnn fused, PyTorch ops": without_kernels, "eisnn eager": lif_multistep_eager}
+    candidates = {
+        "eisnn fused": lif_multistep_fused,
+        "eisnn fused, PyTorch ops": without_kernels,
+        "eisnn eager": lif_multistep_eager,
+    }
     sj = spikingjelly_lif()
     if sj is not None:
         candidates["spikingjelly LIFNode (torch)"] = sj
-    print(f"LIF forward + backward, input {list(args.shape)}, {args.threads} threads, median of {args.repeats}")
+    print(
+        f"LIF forward + backward, input {list(args.shape)}, {args.threads} threads, median of {args.repeats}"
+    )
     results = {}
     for name, lif in candidates.items():
+
         def step() -> None:
             x.grad = None
             lif(x).backward(grad)
+
         results[name] = median_seconds(step, args.repeats)
     base = results.get("spikingjelly LIFNode (torch)", results["eisnn eager"])
     for name, seconds in results.items():

@@ -35,18 +35,22 @@ def main() -> None:
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     n = args.events
-    t = np.sort(rng.integers(0, 6_000_000, n))          # a 6 s recording, like a Gesture trial
+    t = np.sort(rng.integers(0, 6_000_000, n))  # a 6 s recording, like a Gesture trial
     events = make_events(t, rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n))
     with tempfile.TemporaryDirectory() as tmp:
-        for fmt, write, kwargs in (("AEDAT 3.1", write_aedat31, {"packet_size": args.packet_size}),
-                                   ("AEDAT 2.0", write_aedat2, {})):
+        for fmt, write, kwargs in (
+            ("AEDAT 3.1", write_aedat31, {"packet_size": args.packet_size}),
+            ("AEDAT 2.0", write_aedat2, {}),
+        ):
             path = Path(tmp) / f"bench_{fmt[-3:]}.aedat"
             write(path, events, **kwargs)
             seconds, back = _best_of(args.repeats, lambda: read_events(path))
             assert np.array_equal(back["t"], events["t"]) and np.array_equal(back["x"], events["x"])
             size_mb = path.stat().st_size / 2**20
-            print(f"{fmt}: {n:,} events, {size_mb:.1f} MiB, parse {seconds:.3f} s "
-                  f"({n / seconds / 1e6:.1f} M events/s, best of {args.repeats})")
+            print(
+                f"{fmt}: {n:,} events, {size_mb:.1f} MiB, parse {seconds:.3f} s "
+                f"({n / seconds / 1e6:.1f} M events/s, best of {args.repeats})"
+            )
         seconds, _ = _best_of(args.repeats, lambda: events_to_frames(back, 16))
         print(f"events_to_frames T=16 by number: {seconds:.3f} s")
 

@@ -37,14 +37,23 @@ def main() -> None:
     images = torch.randint(0, 256, (args.images, 3, 32, 32), dtype=torch.uint8)
     labels = torch.randint(0, 10, (args.images,))
     dataset = ImageTensorDataset(images, labels, cifar_train, True, [str(i) for i in range(10)])
-    per_sample = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, num_workers=args.workers,
-                            pin_memory=device.type == "cuda")
+    per_sample = DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+    )
     resident = ResidentLoader.from_dataset(dataset, args.batch_size, device=device)
-    _epoch(resident, device)                                   # warm-up (allocations, kernels)
-    for name, loader in (("ResidentLoader (on " + str(device) + ")", resident),
-                         (f"DataLoader per-sample ({args.workers} workers)", per_sample)):
+    _epoch(resident, device)  # warm-up (allocations, kernels)
+    for name, loader in (
+        ("ResidentLoader (on " + str(device) + ")", resident),
+        (f"DataLoader per-sample ({args.workers} workers)", per_sample),
+    ):
         seconds = _epoch(loader, device)
-        print(f"{name}: {args.images / seconds:,.0f} images/s ({seconds:.2f} s per epoch of {args.images})")
+        print(
+            f"{name}: {args.images / seconds:,.0f} images/s ({seconds:.2f} s per epoch of {args.images})"
+        )
 
 
 if __name__ == "__main__":

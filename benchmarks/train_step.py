@@ -17,8 +17,10 @@ from eisnn import benchmark
 
 #: Targets of the E-I / BN ratios per architecture: (step time, peak memory), on the CPU
 #: (2 threads, the defaults of ``eisnn bench``; see docs/performance.md).
-TARGETS: dict[str, benchmark.Ratios] = {"vgg8": benchmark.Ratios(1.3, 1.3),
-                                        "resnet18": benchmark.Ratios(1.35, 1.3)}
+TARGETS: dict[str, benchmark.Ratios] = {
+    "vgg8": benchmark.Ratios(1.3, 1.3),
+    "resnet18": benchmark.Ratios(1.35, 1.3),
+}
 
 
 def verdict(arch: str, ratios: benchmark.Ratios) -> tuple[str, bool]:
@@ -28,19 +30,23 @@ def verdict(arch: str, ratios: benchmark.Ratios) -> tuple[str, bool]:
     if target is None:
         return f"  {arch}: no targets", True
     ok_time, ok_mem = ratios.time <= target.time, ratios.memory <= target.memory
-    line = (f"  {arch}: step time {ratios.time:.3f} (target <= {target.time}: "
-            f"{'ok' if ok_time else 'MISSED'}), peak memory {ratios.memory:.3f} "
-            f"(target <= {target.memory}: {'ok' if ok_mem else 'MISSED'})")
+    line = (
+        f"  {arch}: step time {ratios.time:.3f} (target <= {target.time}: "
+        f"{'ok' if ok_time else 'MISSED'}), peak memory {ratios.memory:.3f} "
+        f"(target <= {target.memory}: {'ok' if ok_mem else 'MISSED'})"
+    )
     return line, ok_time and ok_mem
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure, print the verdicts; with ``--check`` the status is 1 when a target is missed."""
-    parser = argparse.ArgumentParser(prog="benchmarks/train_step.py",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/train_step.py", description=__doc__.splitlines()[0]
+    )
     benchmark.add_arguments(parser)
-    parser.add_argument("--check", action="store_true",
-                        help="exit with status 1 when a target is missed")
+    parser.add_argument(
+        "--check", action="store_true", help="exit with status 1 when a target is missed"
+    )
     args = parser.parse_args(argv)
     try:
         measured = benchmark.measure(args)

@@ -26,7 +26,14 @@ from eisnn.files import atomic_write
 from eisnn.models import RecurrentUnit, SpikingUnit, create_model
 from eisnn.train.monitor import FiringRateMonitor
 
-STATIC = {"dataset": "digits", "model": "ei_mlp", "T": 4, "image_size": 8, "in_channels": 1, "hidden": (64, 64)}
+STATIC = {
+    "dataset": "digits",
+    "model": "ei_mlp",
+    "T": 4,
+    "image_size": 8,
+    "in_channels": 1,
+    "hidden": (64, 64),
+}
 SEQ = {"dataset": "digits_seq", "T": 8, "image_size": 1, "in_channels": 8, "hidden": (64,)}
 DVS = {"dataset": "digits_dvs", "T": 8, "image_size": 32, "in_channels": 2, "hidden": (64,)}
 
@@ -34,15 +41,24 @@ STUDIES = {
     "inhibitory": [("relu (paper)", {**STATIC}), ("lif", {**STATIC, "inhibitory": "lif"})],
     "ratio": [(f"{r}", {**STATIC, "ei_ratio": r}) for r in (1, 2, 4, 8, 16)],
     "dale": [("clamp (paper)", {**STATIC}), ("reparam", {**STATIC, "dale": "reparam"})],
-    "sequence": [("ei_rnn", {**SEQ, "model": "ei_rnn"}), ("ei_rnn, lif I units", {**SEQ, "model": "ei_rnn", "inhibitory": "lif"}),
-                 ("plain_rnn", {**SEQ, "model": "plain_rnn"})],
+    "sequence": [
+        ("ei_rnn", {**SEQ, "model": "ei_rnn"}),
+        ("ei_rnn, lif I units", {**SEQ, "model": "ei_rnn", "inhibitory": "lif"}),
+        ("plain_rnn", {**SEQ, "model": "plain_rnn"}),
+    ],
     "dvs": [("ei_rnn", {**DVS, "model": "ei_rnn"}), ("plain_rnn", {**DVS, "model": "plain_rnn"})],
 }
 
 
 def tensors(dataset: str, train: bool, T: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ds = create_dataset(dataset, "data", train=train, T=T if dataset != "digits" else None, augment=False,
-                        **({"image_size": 8} if dataset == "digits" else {}))
+    ds = create_dataset(
+        dataset,
+        "data",
+        train=train,
+        T=T if dataset != "digits" else None,
+        augment=False,
+        **({"image_size": 8} if dataset == "digits" else {}),
+    )
     xs, ys = zip(*(ds[i] for i in range(len(ds))))
     return torch.stack(xs).float(), torch.as_tensor(ys)
 
@@ -70,29 +86,40 @@ def run(spec: dict, seed: int, epochs: int, data: dict) -> dict:
             loss.backward()
             opt.step()
             sched.step()
-    units = {n: m for n, m in model.named_modules()
-             if isinstance(m, (SpikingUnit, RecurrentUnit))}
+    units = {n: m for n, m in model.named_modules() if isinstance(m, (SpikingUnit, RecurrentUnit))}
     model.eval()
     with torch.no_grad(), FiringRateMonitor(model, layers=units) as monitor:
         acc = (model(x_te).argmax(1) == y_te).float().mean().item()
     rates = list(monitor.rates().values())
     dale_ok = all(bool((p >= 0).all()) for p in eisnn.dale.constrained_parameters(model))
-    return {"acc": acc, "rate": float(np.mean(rates)), "final_loss": loss.item(), "dale_ok": dale_ok}
+    return {
+        "acc": acc,
+        "rate": float(np.mean(rates)),
+        "final_loss": loss.item(),
+        "dale_ok": dale_ok,
+    }
 
 
 def tables(results: dict) -> str:
     lines = []
     for study, rows in results.items():
-        lines += [f"\n### {study}\n", "| setting | test accuracy % (mean ± sd) | hidden firing rate | seeds |", "|---|---|---|---|"]
+        lines += [
+            f"\n### {study}\n",
+            "| setting | test accuracy % (mean ± sd) | hidden firing rate | seeds |",
+            "|---|---|---|---|",
+        ]
         for label, runs in rows.items():
             a = np.array([r["acc"] for r in runs]) * 100
             f = np.array([r["rate"] for r in runs])
-            lines.append(f"| {label} | {a.mean():.1f} ± {a.std():.1f} | {f.mean():.3f} ± {f.std():.3f} | {len(runs)} |")
+            lines.append(
+                f"| {label} | {a.mean():.1f} ± {a.std():.1f} | {f.mean():.3f} ± {f.std():.3f} | {len(runs)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
 def plot(results: dict, out: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -101,7 +128,12 @@ def plot(results: dict, out: Path) -> None:
     for ax, study in zip(axes[0], studies):
         labels = list(results[study])
         accs = [[r["acc"] * 100 for r in results[study][k]] for k in labels]
-        ax.bar(range(len(labels)), [np.mean(a) for a in accs], yerr=[np.std(a) for a in accs], color="tab:blue")
+        ax.bar(
+            range(len(labels)),
+            [np.mean(a) for a in accs],
+            yerr=[np.std(a) for a in accs],
+            color="tab:blue",
+        )
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=7)
         ax.set_title(study, fontsize=9)
         ax.set_ylabel("test accuracy %")
@@ -136,7 +168,10 @@ def main() -> None:
                 r = run(spec, seed, args.epochs, data)
                 r["seconds"] = time.time() - t0
                 results[study][label].append(r)
-                print(f"{study} | {label} | seed {seed}: acc {r['acc']:.3f} rate {r['rate']:.3f} ({r['seconds']:.0f}s)", flush=True)
+                print(
+                    f"{study} | {label} | seed {seed}: acc {r['acc']:.3f} rate {r['rate']:.3f} ({r['seconds']:.0f}s)",
+                    flush=True,
+                )
             record = {"args": vars(args), "results": results, "wall_s": time.time() - start}
             text = json.dumps(record, indent=1).encode()
             atomic_write(out / "results.json", lambda f: f.write(text))

@@ -37,8 +37,16 @@ from eisnn.train.monitor import FiringRateMonitor
 from eisnn.train.trainer import Trainer
 
 COMMON: dict[str, Any] = {
-    "dataset": "digits", "image_size": 8, "width": 0.25, "batch_size": 32, "epochs": 10,
-    "warmup_epochs": 0, "dropout": 0.0, "progress": False, "histograms": False, "device": "cpu",
+    "dataset": "digits",
+    "image_size": 8,
+    "width": 0.25,
+    "batch_size": 32,
+    "epochs": 10,
+    "warmup_epochs": 0,
+    "dropout": 0.0,
+    "progress": False,
+    "histograms": False,
+    "device": "cpu",
 }
 
 
@@ -54,19 +62,69 @@ class System:
 
 
 SYSTEMS: tuple[System, ...] = (
-    System("E-I SNN (the paper's method)", "92.05 (ResNet-18)",
-           {"model": "ei_resnet18", "T": 4, "optimizer": "sgd", "lr": 0.01, "warmup_epochs": 1, "momentum": 0.9,
-            "weight_decay": 5e-4}),
-    System("BN-SNN", "95.37 (ResNet-18)",
-           {"model": "bn_resnet18", "T": 4, "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4}),
-    System("TEBN", "94.70 (ResNet-19)",
-           {"model": "tebn_resnet19", "T": 4, "optimizer": "sgd", "lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4}),
-    System("DANN (non-spiking E-I)", "88.54 (VGG-16)",
-           {"model": "dann_vgg16", "T": 1, "image_size": 32, "augment": False, "optimizer": "sgd", "lr": 0.01,
-            "momentum": 0.0, "weight_decay": 0.0}),
-    System("BackEISNN", "90.93 (5-layer CNN)",
-           {"model": "backeisnn_cnn5", "T": 4, "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.0,
-            "loss": "mse_rates"}),
+    System(
+        "E-I SNN (the paper's method)",
+        "92.05 (ResNet-18)",
+        {
+            "model": "ei_resnet18",
+            "T": 4,
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "warmup_epochs": 1,
+            "momentum": 0.9,
+            "weight_decay": 5e-4,
+        },
+    ),
+    System(
+        "BN-SNN",
+        "95.37 (ResNet-18)",
+        {
+            "model": "bn_resnet18",
+            "T": 4,
+            "optimizer": "sgd",
+            "lr": 0.1,
+            "momentum": 0.9,
+            "weight_decay": 1e-4,
+        },
+    ),
+    System(
+        "TEBN",
+        "94.70 (ResNet-19)",
+        {
+            "model": "tebn_resnet19",
+            "T": 4,
+            "optimizer": "sgd",
+            "lr": 0.02,
+            "momentum": 0.9,
+            "weight_decay": 5e-4,
+        },
+    ),
+    System(
+        "DANN (non-spiking E-I)",
+        "88.54 (VGG-16)",
+        {
+            "model": "dann_vgg16",
+            "T": 1,
+            "image_size": 32,
+            "augment": False,
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "momentum": 0.0,
+            "weight_decay": 0.0,
+        },
+    ),
+    System(
+        "BackEISNN",
+        "90.93 (5-layer CNN)",
+        {
+            "model": "backeisnn_cnn5",
+            "T": 4,
+            "optimizer": "adamw",
+            "lr": 1e-3,
+            "weight_decay": 0.0,
+            "loss": "mse_rates",
+        },
+    ),
 )
 
 
@@ -94,8 +152,17 @@ def spiking_rate(model: nn.Module, cfg: TrainConfig) -> float | None:
 
 
 def train_one(system: System, seed: int, epochs: int, run_dir: Path) -> Measured:
-    cfg = from_dict({**COMMON, "epochs": epochs, "eval_every": epochs, **system.config, "seed": seed,
-                     "out_dir": str(run_dir.parent), "name": run_dir.name})
+    cfg = from_dict(
+        {
+            **COMMON,
+            "epochs": epochs,
+            "eval_every": epochs,
+            **system.config,
+            "seed": seed,
+            "out_dir": str(run_dir.parent),
+            "name": run_dir.name,
+        }
+    )
     trainer = Trainer(cfg, run_dir, echo=lambda line: None)
     try:
         result = trainer.fit()
@@ -104,10 +171,14 @@ def train_one(system: System, seed: int, epochs: int, run_dir: Path) -> Measured
     last = result.last_eval
     assert last is not None
     # epochs that did not evaluate and are not the first (E-I Init, warm caches): pure training time
-    train_epochs = [r for r in result.history if r.get("test_top1") is None and r["epoch"] > 1] or result.history
+    train_epochs = [
+        r for r in result.history if r.get("test_top1") is None and r["epoch"] > 1
+    ] or result.history
     step_ms = 1000 * statistics.median(r["epoch_s"] for r in train_epochs) / trainer.iters_per_epoch
     params = sum(p.numel() for p in trainer.model.parameters())
-    return Measured(last["test_top1"], spiking_rate(trainer.model, cfg), step_ms, result.wall_s, params)
+    return Measured(
+        last["test_top1"], spiking_rate(trainer.model, cfg), step_ms, result.wall_s, params
+    )
 
 
 def measured(system: System, seed: int, epochs: int, runs: Path) -> Measured:
@@ -127,7 +198,9 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
 
 
-def write_doc(path: Path, results: dict[str, list[Measured]], seeds: list[int], epochs: int, command: str) -> None:
+def write_doc(
+    path: Path, results: dict[str, list[Measured]], seeds: list[int], epochs: int, command: str
+) -> None:
     total_s = sum(m.train_s for runs in results.values() for m in runs)
     lines = [
         "# Baselines: the paper's comparison systems in one framework",
@@ -161,8 +234,10 @@ def write_doc(path: Path, results: dict[str, list[Measured]], seeds: list[int], 
         rate = f"{statistics.fmean(rates):.3f}" if rates else "— (ReLU, no spikes)"
         steps = [r.step_ms for r in runs]
         T = s.config.get("T", 4)
-        lines.append(f"| {s.label} | `{s.model}` | {T} | {runs[0].params:,} | {mean_std([r.top1 for r in runs])} | "
-                     f"{rate} | {statistics.fmean(steps):.0f} ({min(steps):.0f}-{max(steps):.0f}) | {s.paper_quote} |")
+        lines.append(
+            f"| {s.label} | `{s.model}` | {T} | {runs[0].params:,} | {mean_std([r.top1 for r in runs])} | "
+            f"{rate} | {statistics.fmean(steps):.0f} ({min(steps):.0f}-{max(steps):.0f}) | {s.paper_quote} |"
+        )
     lines += [
         "",
         "Firing rate: `|spikes|` per neuron per time step on the test split, averaged over the spiking layers",
@@ -193,10 +268,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=COMMON["epochs"])
     parser.add_argument("--only", nargs="+", help="model names to run (default: all systems)")
     parser.add_argument("--doc", type=Path, default=Path("docs/baselines.md"))
-    parser.add_argument("--runs", type=Path, default=Path("runs/compare_baselines"),
-                        help="run directories; a finished run (measured.json) is reused, so an interrupted call resumes")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1: on a shared 2-core machine, oversubscribed threads are far slower)")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=Path("runs/compare_baselines"),
+        help="run directories; a finished run (measured.json) is reused, so an interrupted call resumes",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: on a shared 2-core machine, oversubscribed threads are far slower)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     systems = [s for s in SYSTEMS if args.only is None or s.model in args.only]
@@ -209,8 +292,11 @@ def main() -> None:
             m = measured(system, seed, args.epochs, args.runs)
             results.setdefault(system.model, []).append(m)
             rate = "-" if m.rate is None else f"{m.rate:.3f}"
-            print(f"{system.model:<16} seed {seed}: top-1 {m.top1:6.2f}%  rate {rate}  "
-                  f"step {m.step_ms:6.0f} ms  ({m.train_s:.0f} s)", flush=True)
+            print(
+                f"{system.model:<16} seed {seed}: top-1 {m.top1:6.2f}%  rate {rate}  "
+                f"step {m.step_ms:6.0f} ms  ({m.train_s:.0f} s)",
+                flush=True,
+            )
     if len(systems) == len(SYSTEMS):
         write_doc(args.doc, results, args.seeds, args.epochs, command)
         print(f"wrote {args.doc}")

@@ -22,18 +22,25 @@ from study_report import ReportError, write_report
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="experiments/study.py", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/study",
-                   help="folder of the study's runs (finished runs are reused)")
-    p.add_argument("--data-dir", default="data",
-                   help="dataset root (digits_dvs recordings are generated there)")
+    p.add_argument(
+        "--out", default="runs/study", help="folder of the study's runs (finished runs are reused)"
+    )
+    p.add_argument(
+        "--data-dir",
+        default="data",
+        help="dataset root (digits_dvs recordings are generated there)",
+    )
     p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per cell")
-    p.add_argument("--workers", type=int, default=2,
-                   help="parallel single-threaded training processes")
-    p.add_argument("--report", default="docs/results.md",
-                   help="the document whose blocks are filled")
-    p.add_argument("--report-only", action="store_true",
-                   help="only refill the document from finished runs")
+    p.add_argument(
+        "--workers", type=int, default=2, help="parallel single-threaded training processes"
+    )
+    p.add_argument(
+        "--report", default="docs/results.md", help="the document whose blocks are filled"
+    )
+    p.add_argument(
+        "--report-only", action="store_true", help="only refill the document from finished runs"
+    )
     return p
 
 
@@ -50,9 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_study(out, args.data_dir, args.datasets, args.seeds, args.workers)
         wall_file.write_text(json.dumps({"wall_s": time.perf_counter() - start}))
     wall = json.loads(wall_file.read_text())["wall_s"] if wall_file.exists() else None
-    command = (f"python experiments/study.py --out {args.out} --data-dir {args.data_dir} "
-               f"--datasets {' '.join(args.datasets)} --seeds {args.seeds} "
-               f"--workers {args.workers} --report {args.report}")
+    command = (
+        f"python experiments/study.py --out {args.out} --data-dir {args.data_dir} "
+        f"--datasets {' '.join(args.datasets)} --seeds {args.seeds} "
+        f"--workers {args.workers} --report {args.report}"
+    )
     try:
         report = write_report(out, Path(args.report), command, wall)
     except ReportError as exc:

@@ -37,21 +37,41 @@ COLLAPSE_RATE = 0.01
 VARIANTS: dict[str, dict[str, Any]] = {
     "E-I (full method)": {"model": "ei_mlp"},
     "no E-I Init (standard init)": {"model": "ei_mlp", "init": "standard"},
-    "fixed epsilon (no adaptive stab.)": {"model": "ei_mlp", "stabilization": "epsilon", "epsilon": 1e-8},
+    "fixed epsilon (no adaptive stab.)": {
+        "model": "ei_mlp",
+        "stabilization": "epsilon",
+        "epsilon": 1e-8,
+    },
     "no straight-through estimator": {"model": "ei_mlp", "ste": False},
     "no W_EI gradient scaling": {"model": "ei_mlp", "scale_w_ei_grad": False},
     "BN-SNN": {"model": "bn_mlp"},
     "plain SNN (Kaiming)": {"model": "plain_mlp"},
 }
-DEPTHS: dict[str, list[int]] = {"shallow (3 weight layers)": [128, 128], "deep (11 weight layers)": [128] * 10}
+DEPTHS: dict[str, list[int]] = {
+    "shallow (3 weight layers)": [128, 128],
+    "deep (11 weight layers)": [128] * 10,
+}
 DATASETS: dict[str, dict[str, Any]] = {
     "digits": {"dataset": "digits", "image_size": 16, "epochs": 15},
     "digits_dvs": {"dataset": "digits_dvs", "epochs": 10},
 }
 BASE: dict[str, Any] = {
-    "T": 4, "batch_size": 64, "optimizer": "sgd", "lr": 0.01, "warmup_epochs": 1.0, "warmup_start_lr": 1e-4,
-    "momentum": 0.9, "weight_decay": 5e-4, "augment": False, "nonfinite": "stop", "diagnostics": True,
-    "histogram_epochs": [], "histograms": False, "plots": False, "progress": False, "device": "cpu",
+    "T": 4,
+    "batch_size": 64,
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "warmup_epochs": 1.0,
+    "warmup_start_lr": 1e-4,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "augment": False,
+    "nonfinite": "stop",
+    "diagnostics": True,
+    "histogram_epochs": [],
+    "histograms": False,
+    "plots": False,
+    "progress": False,
+    "device": "cpu",
     "cpu_threads": 1,
 }
 
@@ -67,9 +87,16 @@ class RunSpec:
         return out / self.dataset / slug(self.depth) / slug(self.variant) / f"seed{self.seed}"
 
     def config(self, out: Path, data_dir: str) -> dict[str, Any]:
-        return {**BASE, **DATASETS[self.dataset], **VARIANTS[self.variant], "hidden": DEPTHS[self.depth],
-                "seed": self.seed, "data_dir": data_dir, "out_dir": str(self.folder(out).parent),
-                "name": self.folder(out).name}
+        return {
+            **BASE,
+            **DATASETS[self.dataset],
+            **VARIANTS[self.variant],
+            "hidden": DEPTHS[self.depth],
+            "seed": self.seed,
+            "data_dir": data_dir,
+            "out_dir": str(self.folder(out).parent),
+            "name": self.folder(out).name,
+        }
 
 
 def slug(text: str) -> str:
@@ -77,7 +104,13 @@ def slug(text: str) -> str:
 
 
 def plan(datasets: Sequence[str], seeds: int) -> list[RunSpec]:
-    return [RunSpec(d, depth, v, s) for d in datasets for depth in DEPTHS for v in VARIANTS for s in range(seeds)]
+    return [
+        RunSpec(d, depth, v, s)
+        for d in datasets
+        for depth in DEPTHS
+        for v in VARIANTS
+        for s in range(seeds)
+    ]
 
 
 def run_one(spec: RunSpec, out: Path, data_dir: str) -> dict[str, Any]:
@@ -98,11 +131,17 @@ def run_one(spec: RunSpec, out: Path, data_dir: str) -> dict[str, Any]:
     last = evals[-1] if evals else {}
     rates = [v for k, v in last.items() if k.startswith("rate/")]
     mean_rate = statistics.fmean(rates) if rates else float("nan")
-    result = {**spec.__dict__, "epochs_done": trainer.epoch, "test_top1": last.get("test_top1", float("nan")),
-              "test_loss": last.get("test_loss", float("nan")), "mean_rate": mean_rate,
-              "min_rate": min(rates) if rates else float("nan"), "diverged": diverged,
-              "collapsed": bool(min(rates) < COLLAPSE_RATE) if rates else None,
-              "wall_s": time.perf_counter() - start}
+    result = {
+        **spec.__dict__,
+        "epochs_done": trainer.epoch,
+        "test_top1": last.get("test_top1", float("nan")),
+        "test_loss": last.get("test_loss", float("nan")),
+        "mean_rate": mean_rate,
+        "min_rate": min(rates) if rates else float("nan"),
+        "diverged": diverged,
+        "collapsed": bool(min(rates) < COLLAPSE_RATE) if rates else None,
+        "wall_s": time.perf_counter() - start,
+    }
     text = json.dumps(result, indent=1).encode()
     atomic_write(result_path, lambda f: f.write(text))
     return result
@@ -112,11 +151,14 @@ def _run_star(args: tuple[RunSpec, Path, str]) -> dict[str, Any]:
     return run_one(*args)
 
 
-def run_study(out: Path, data_dir: str, datasets: Sequence[str], seeds: int, workers: int,
-              echo=print) -> list[dict[str, Any]]:
+def run_study(
+    out: Path, data_dir: str, datasets: Sequence[str], seeds: int, workers: int, echo=print
+) -> list[dict[str, Any]]:
     """Train every run of the grid with ``workers`` single-threaded processes (1: in this process)."""
     specs = plan(datasets, seeds)
-    for name in datasets:  # event recordings and frame caches are written once, before the workers start
+    for (
+        name
+    ) in datasets:  # event recordings and frame caches are written once, before the workers start
         if dataset_info(name).is_event:
             for train in (True, False):
                 create_dataset(name, data_dir, train, T=BASE["T"], augment=False)
@@ -125,11 +167,15 @@ def run_study(out: Path, data_dir: str, datasets: Sequence[str], seeds: int, wor
         if workers == 1:  # in this process
             finished = map(_run_star, jobs)
         else:
-            finished = stack.enter_context(mp.get_context("spawn").Pool(workers)).imap(_run_star, jobs)
+            finished = stack.enter_context(mp.get_context("spawn").Pool(workers)).imap(
+                _run_star, jobs
+            )
         results = []
         for i, r in enumerate(finished, 1):
             status = "DIVERGED" if r["diverged"] else ("collapsed" if r["collapsed"] else "ok")
-            echo(f"[{i}/{len(specs)}] {r['dataset']} | {r['depth']} | {r['variant']} | seed {r['seed']}: "
-                 f"top-1 {r['test_top1']:.2f}%  rate {r['mean_rate']:.3f}  {status}  {r['wall_s']:.0f}s")
+            echo(
+                f"[{i}/{len(specs)}] {r['dataset']} | {r['depth']} | {r['variant']} | seed {r['seed']}: "
+                f"top-1 {r['test_top1']:.2f}%  rate {r['mean_rate']:.3f}  {status}  {r['wall_s']:.0f}s"
+            )
             results.append(r)
     return results

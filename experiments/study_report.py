@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
+from study_grid import BASE, COLLAPSE_RATE, DATASETS, DEPTHS, VARIANTS, RunSpec, slug
 
 from eisnn.diagnostics.plots import plot_layer_curves
 from eisnn.files import atomic_write
 from eisnn.train.metrics import read_metrics_csv
 from eisnn.train.plots import save_figure
-from study_grid import BASE, COLLAPSE_RATE, DATASETS, DEPTHS, VARIANTS, RunSpec, slug
 
 FULL = "E-I (full method)"
 
@@ -30,16 +30,22 @@ FULL = "E-I (full method)"
 class ReportError(ValueError):
     """The report cannot be written: no document, no finished runs, or a block marker wrong."""
 
+
 # the paper's ablation claims (SPEC section 7): variant -> (claim, failure mode that reproduces it)
 CLAIMS: dict[str, tuple[str, str]] = {
     "no E-I Init (standard init)": ("firing rates collapse, training fails", "collapse"),
     "fixed epsilon (no adaptive stab.)": ("numerical explosion", "explode"),
     "no straight-through estimator": ("wrong gradient direction (worse training)", "accuracy"),
-    "no W_EI gradient scaling": ("inhibitory path gets excessive updates (worse training)", "accuracy"),
+    "no W_EI gradient scaling": (
+        "inhibitory path gets excessive updates (worse training)",
+        "accuracy",
+    ),
 }
 DIAGNOSED = (FULL, "no W_EI gradient scaling", "fixed epsilon (no adaptive stab.)")
 ACCURACY_MARGIN = 2.0  # points of top-1 below the full method that count as worse
-EXPLODED_GRAD = 1e6  # an epoch-mean gradient norm above this (full method: below ~10) counts as an explosion
+EXPLODED_GRAD = (
+    1e6  # an epoch-mean gradient norm above this (full method: below ~10) counts as an explosion
+)
 
 
 def load_results(out: Path) -> list[dict[str, Any]]:
@@ -58,35 +64,63 @@ def _history(out: Path, r: dict[str, Any]) -> list[dict[str, Any]]:
     return read_metrics_csv(path) if path.exists() else []
 
 
-def summarize(out: Path, results: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+def summarize(
+    out: Path, results: list[dict[str, Any]]
+) -> dict[tuple[str, str, str], dict[str, Any]]:
     """Per (dataset, depth, variant): accuracy mean/std/min/max, divergence and collapse counts, rates."""
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
     for key in sorted({(r["dataset"], r["depth"], r["variant"]) for r in results}):
         runs = [r for r in results if (r["dataset"], r["depth"], r["variant"]) == key]
         acc = [r["test_top1"] for r in runs]
         hists = [_history(out, r) for r in runs]
-        div_zero = [v for h in hists for row in h for k, v in row.items()
-                    if k.endswith("/div_zero") and v is not None and math.isfinite(v)]
+        div_zero = [
+            v
+            for h in hists
+            for row in h
+            for k, v in row.items()
+            if k.endswith("/div_zero") and v is not None and math.isfinite(v)
+        ]
         # zeros of div outside rows without any positive entry: the only ones the STE can act on
-        div_partial = [row[k] - row[k.replace("div_zero", "div_empty")] for h in hists for row in h for k in row
-                       if k.endswith("/div_zero") and row[k] is not None and math.isfinite(row[k])]
-        grad_w_ei = [statistics.fmean(row["grad/w_ei"] for row in h if row.get("grad/w_ei") is not None)
-                     for h in hists if any(row.get("grad/w_ei") is not None for row in h)]
-        max_grad = [max((v for row in h for k, v in row.items() if k.startswith("grad/") and v is not None),
-                        default=float("nan")) for h in hists]
-        exploded = sum(r["diverged"] is not None or (g > EXPLODED_GRAD) for r, g in zip(runs, max_grad))
+        div_partial = [
+            row[k] - row[k.replace("div_zero", "div_empty")]
+            for h in hists
+            for row in h
+            for k in row
+            if k.endswith("/div_zero") and row[k] is not None and math.isfinite(row[k])
+        ]
+        grad_w_ei = [
+            statistics.fmean(row["grad/w_ei"] for row in h if row.get("grad/w_ei") is not None)
+            for h in hists
+            if any(row.get("grad/w_ei") is not None for row in h)
+        ]
+        max_grad = [
+            max(
+                (v for row in h for k, v in row.items() if k.startswith("grad/") and v is not None),
+                default=float("nan"),
+            )
+            for h in hists
+        ]
+        exploded = sum(
+            r["diverged"] is not None or (g > EXPLODED_GRAD) for r, g in zip(runs, max_grad)
+        )
         mean, std = _mean_std(acc)
-        cells[key] = {"n": len(runs), "acc": mean, "std": std, "min": -_finite_max([-a for a in acc]),
-                      "max": _finite_max(acc),
-                      "diverged": sum(r["diverged"] is not None for r in runs), "exploded": exploded,
-                      "max_grad": _finite_max(max_grad),
-                      "collapsed": sum(r["min_rate"] < COLLAPSE_RATE for r in runs),  # see study.py
-                      "rate": _mean_std([r["mean_rate"] for r in runs])[0],
-                      "min_rate": _mean_std([r["min_rate"] for r in runs])[0],
-                      "grad_w_ei": statistics.fmean(grad_w_ei) if grad_w_ei else float("nan"),
-                      "div_zero_max": max(div_zero) if div_zero else float("nan"),
-                      "div_partial_max": max(div_partial) if div_partial else float("nan"),
-                      "wall_s": sum(r["wall_s"] for r in runs)}
+        cells[key] = {
+            "n": len(runs),
+            "acc": mean,
+            "std": std,
+            "min": -_finite_max([-a for a in acc]),
+            "max": _finite_max(acc),
+            "diverged": sum(r["diverged"] is not None for r in runs),
+            "exploded": exploded,
+            "max_grad": _finite_max(max_grad),
+            "collapsed": sum(r["min_rate"] < COLLAPSE_RATE for r in runs),  # see study.py
+            "rate": _mean_std([r["mean_rate"] for r in runs])[0],
+            "min_rate": _mean_std([r["min_rate"] for r in runs])[0],
+            "grad_w_ei": statistics.fmean(grad_w_ei) if grad_w_ei else float("nan"),
+            "div_zero_max": max(div_zero) if div_zero else float("nan"),
+            "div_partial_max": max(div_partial) if div_partial else float("nan"),
+            "wall_s": sum(r["wall_s"] for r in runs),
+        }
     return cells
 
 
@@ -100,17 +134,22 @@ def _fmt(x: float, digits: int = 1) -> str:
 
 
 def results_table(cells: dict, dataset: str) -> list[str]:
-    lines = ["| depth | variant | top-1 % (mean ± std) | min - max | diverged | exploded | collapsed | mean rate "
-             "| lowest layer rate | largest gradient norm |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| depth | variant | top-1 % (mean ± std) | min - max | diverged | exploded | collapsed | mean rate "
+        "| lowest layer rate | largest gradient norm |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for depth in DEPTHS:
         for variant in VARIANTS:
             c = cells.get((dataset, depth, variant))
             if c is None:
                 continue
-            lines.append(f"| {depth} | {variant} | {_fmt(c['acc'])} ± {_fmt(c['std'])} | {_fmt(c['min'])} - "
-                         f"{_fmt(c['max'])} | {c['diverged']}/{c['n']} | {c['exploded']}/{c['n']} | "
-                         f"{c['collapsed']}/{c['n']} | {_fmt(c['rate'], 3)} | {_fmt(c['min_rate'], 3)} | "
-                         f"{c['max_grad']:.2g} |")
+            lines.append(
+                f"| {depth} | {variant} | {_fmt(c['acc'])} ± {_fmt(c['std'])} | {_fmt(c['min'])} - "
+                f"{_fmt(c['max'])} | {c['diverged']}/{c['n']} | {c['exploded']}/{c['n']} | "
+                f"{c['collapsed']}/{c['n']} | {_fmt(c['rate'], 3)} | {_fmt(c['min_rate'], 3)} | "
+                f"{c['max_grad']:.2g} |"
+            )
     return lines
 
 
@@ -118,7 +157,11 @@ def verdict(mode: str, full: dict[str, Any], abl: dict[str, Any]) -> str:
     """Whether an ablation cell shows the paper's failure mode (majority of seeds / accuracy margin)."""
     n = abl["n"]
     worse = abl["acc"] < full["acc"] - max(ACCURACY_MARGIN, full["std"] + abl["std"])
-    observed = {"collapse": abl["collapsed"] * 2 > n, "explode": abl["exploded"] * 2 > n, "accuracy": worse}
+    observed = {
+        "collapse": abl["collapsed"] * 2 > n,
+        "explode": abl["exploded"] * 2 > n,
+        "accuracy": worse,
+    }
     drop = f"top-1 {_fmt(abl['acc'])} vs {_fmt(full['acc'])}"
     if observed[mode]:
         return f"**reproduced** ({drop}; diverged {abl['diverged']}/{n}, exploded {abl['exploded']}/{n}, collapsed {abl['collapsed']}/{n})"
@@ -137,11 +180,15 @@ def claims_table(cells: dict, datasets: Sequence[str]) -> list[str]:
                     continue
                 extra = ""
                 if mode == "explode" or variant == "no straight-through estimator":
-                    extra = (f"; full method: largest share of div == 0 in any layer and epoch "
-                             f"{full['div_zero_max']:.2g}, outside all-zero rows {full['div_partial_max']:.2g}")
+                    extra = (
+                        f"; full method: largest share of div == 0 in any layer and epoch "
+                        f"{full['div_zero_max']:.2g}, outside all-zero rows {full['div_partial_max']:.2g}"
+                    )
                 if variant == "no W_EI gradient scaling":
                     extra = f"; mean W_EI gradient norm {full['grad_w_ei']:.2g} -> {abl['grad_w_ei']:.2g}"
-                lines.append(f"| {variant} | {claim} | {dataset}, {depth.split(' (')[0]} | {verdict(mode, full, abl)}{extra} |")
+                lines.append(
+                    f"| {variant} | {claim} | {dataset}, {depth.split(' (')[0]} | {verdict(mode, full, abl)}{extra} |"
+                )
     return lines
 
 
@@ -150,13 +197,15 @@ def depth_lines(cells: dict, datasets: Sequence[str]) -> list[str]:
     deep = list(DEPTHS)[-1]
     lines = []
     for dataset in datasets:
-        get = lambda v: cells.get((dataset, deep, v))  # noqa: E731
+        get = lambda v: cells.get((dataset, deep, v))
         full, bn, plain = get(FULL), get("BN-SNN"), get("plain SNN (Kaiming)")
         if full is None or bn is None or plain is None:
             continue
-        lines.append(f"- {dataset}, {deep}: E-I {_fmt(full['acc'])} ± {_fmt(full['std'])}%, BN-SNN "
-                     f"{_fmt(bn['acc'])} ± {_fmt(bn['std'])}%, plain SNN {_fmt(plain['acc'])} ± {_fmt(plain['std'])}% "
-                     f"(plain: collapsed {plain['collapsed']}/{plain['n']}, diverged {plain['diverged']}/{plain['n']}).")
+        lines.append(
+            f"- {dataset}, {deep}: E-I {_fmt(full['acc'])} ± {_fmt(full['std'])}%, BN-SNN "
+            f"{_fmt(bn['acc'])} ± {_fmt(bn['std'])}%, plain SNN {_fmt(plain['acc'])} ± {_fmt(plain['std'])}% "
+            f"(plain: collapsed {plain['collapsed']}/{plain['n']}, diverged {plain['diverged']}/{plain['n']})."
+        )
     return lines
 
 
@@ -164,20 +213,46 @@ def plot_training(out: Path, results: list[dict[str, Any]], dataset: str, path: 
     """Train loss and mean firing rate over epochs, mean over seeds, one line per variant; a row per depth."""
     fig = Figure(figsize=(11, 6.5))
     fig.subplots_adjust(left=0.07, right=0.72, bottom=0.08, top=0.89, wspace=0.25, hspace=0.35)
-    colors = dict(zip(VARIANTS, ["black", "tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:blue", "tab:gray"]))
+    colors = dict(
+        zip(
+            VARIANTS,
+            ["black", "tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:blue", "tab:gray"],
+        )
+    )
     for row, depth in enumerate(DEPTHS):
-        for col, (key, label) in enumerate((("train_loss", "train loss"), ("train_rate", "mean firing rate (train)"))):
+        for col, (key, label) in enumerate(
+            (("train_loss", "train loss"), ("train_rate", "mean firing rate (train)"))
+        ):
             ax = fig.add_subplot(len(DEPTHS), 2, row * 2 + col + 1)
             for variant in VARIANTS:
-                hists = [_history(out, r) for r in results
-                         if (r["dataset"], r["depth"], r["variant"]) == (dataset, depth, variant)]
+                hists = [
+                    _history(out, r)
+                    for r in results
+                    if (r["dataset"], r["depth"], r["variant"]) == (dataset, depth, variant)
+                ]
                 epochs = sorted({h_row["epoch"] for h in hists for h_row in h})
                 if not epochs:
                     continue
-                ys = [statistics.fmean(v for h in hists for h_row in h if h_row["epoch"] == e
-                                       and (v := h_row.get(key)) is not None and math.isfinite(v)) for e in epochs]
-                ax.plot(epochs, ys, color=colors[variant], label=variant, marker="o", markersize=2,
-                        linestyle="--" if variant == "no straight-through estimator" else "-")
+                ys = [
+                    statistics.fmean(
+                        v
+                        for h in hists
+                        for h_row in h
+                        if h_row["epoch"] == e
+                        and (v := h_row.get(key)) is not None
+                        and math.isfinite(v)
+                    )
+                    for e in epochs
+                ]
+                ax.plot(
+                    epochs,
+                    ys,
+                    color=colors[variant],
+                    label=variant,
+                    marker="o",
+                    markersize=2,
+                    linestyle="--" if variant == "no straight-through estimator" else "-",
+                )
             if key == "train_rate":
                 ax.axhline(COLLAPSE_RATE, color="tab:red", linestyle=":", linewidth=0.8)
                 ax.set_yscale("symlog", linthresh=COLLAPSE_RATE)
@@ -188,8 +263,10 @@ def plot_training(out: Path, results: list[dict[str, Any]], dataset: str, path: 
             ax.tick_params(labelsize=7)
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="center right", fontsize=8)
-    fig.suptitle(f"{dataset}: mean over seeds (dashed: no STE, drawn over the full method where identical)",
-                 fontsize=10)
+    fig.suptitle(
+        f"{dataset}: mean over seeds (dashed: no STE, drawn over the full method where identical)",
+        fontsize=10,
+    )
     save_figure(fig, path)
 
 
@@ -204,6 +281,7 @@ def shrink_png(path: Path, colors: int = 64) -> None:
 
 def grid_lines(datasets: Sequence[str]) -> list[str]:
     """The grid as it ran: data, depths, variants, training settings and the thresholds."""
+
     def keys(settings: dict[str, Any]) -> str:
         return ", ".join(f"{k}={v}" for k, v in settings.items())
 
@@ -211,9 +289,22 @@ def grid_lines(datasets: Sequence[str]) -> list[str]:
         return f"{len(hidden)} x {hidden[0]}" if len(set(hidden)) == 1 else str(hidden)
 
     data = {d: {k: v for k, v in DATASETS[d].items() if k != "dataset"} for d in datasets}
-    training = {k: v for k, v in BASE.items() if k in (
-        "T", "batch_size", "optimizer", "lr", "warmup_epochs", "warmup_start_lr", "momentum",
-        "weight_decay", "augment")}
+    training = {
+        k: v
+        for k, v in BASE.items()
+        if k
+        in (
+            "T",
+            "batch_size",
+            "optimizer",
+            "lr",
+            "warmup_epochs",
+            "warmup_start_lr",
+            "momentum",
+            "weight_decay",
+            "augment",
+        )
+    }
     return [
         "- Data: " + "; ".join(f"`{d}` ({keys(settings)})" for d, settings in data.items()) + ".",
         "- Hidden layers: " + "; ".join(f"{d}: {sizes(h)}" for d, h in DEPTHS.items()) + ".",
@@ -239,19 +330,23 @@ def fill_blocks(text: str, blocks: dict[str, str], source: Path) -> str:
     unknown = sorted(set(marked) - set(blocks))
     missing = [name for name in blocks if name not in marked]
     if unknown or missing:
-        raise ReportError(f"{source}: blocks missing: {', '.join(missing) or 'none'}; "
-                         f"unknown blocks: {', '.join(unknown) or 'none'}")
+        raise ReportError(
+            f"{source}: blocks missing: {', '.join(missing) or 'none'}; "
+            f"unknown blocks: {', '.join(unknown) or 'none'}"
+        )
     for name, content in blocks.items():
-        pattern = re.compile(rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)",
-                             re.DOTALL)
+        pattern = re.compile(
+            rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.DOTALL
+        )
         if pattern.search(text) is None:
             raise ReportError(f"{source}: block {name} has no closing <!-- /results:{name} -->")
         text = pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" + m.group(2), text)
     return text
 
 
-def training_figures(out: Path, results: list[dict[str, Any]], datasets: Sequence[str],
-                     figures: Path) -> list[str]:
+def training_figures(
+    out: Path, results: list[dict[str, Any]], datasets: Sequence[str], figures: Path
+) -> list[str]:
     """Writes the training curves of each dataset into ``figures``; returns their links."""
     lines: list[str] = []
     for dataset in datasets:
@@ -282,36 +377,45 @@ def measured_blocks(out: Path, figures: Path, command: str, wall_s: float | None
     the figures into ``figures``."""
     results = load_results(out)
     if not results:
-        raise ReportError(f"no finished study runs under {out} "
-                                "(expected */*/*/seed*/result.json)")
+        raise ReportError(f"no finished study runs under {out} (expected */*/*/seed*/result.json)")
     cells = summarize(out, results)
     datasets = [d for d in DATASETS if any(r["dataset"] == d for r in results)]
     seeds = sorted({r["seed"] for r in results})
     train_s = sum(r["wall_s"] for r in results)
     wall = f", wall time of the study {wall_s / 60:.1f} min" if wall_s is not None else ""
-    runs = (f"{len(results)} runs ({len(datasets)} datasets x {len(DEPTHS)} depths x "
-            f"{len(VARIANTS)} variants x {len(seeds)} seeds), summed training time "
-            f"{train_s / 60:.1f} min (single-threaded runs){wall}.")
+    runs = (
+        f"{len(results)} runs ({len(datasets)} datasets x {len(DEPTHS)} depths x "
+        f"{len(VARIANTS)} variants x {len(seeds)} seeds), summed training time "
+        f"{train_s / 60:.1f} min (single-threaded runs){wall}."
+    )
     accuracy: list[str] = []
     for dataset in datasets:
         accuracy += [f"### {dataset}", "", *results_table(cells, dataset), ""]
     full_grad = _finite_max([c["max_grad"] for k, c in cells.items() if k[2] == FULL])
-    accuracy.append(f"Largest epoch-mean gradient norm of the full method (any run, parameter kind "
-                    f"and epoch): {full_grad:.2g}.")
-    return {"command": f"```\n{command}\n```", "runs": runs,
-            "grid": "\n".join(grid_lines(datasets)),
-            "accuracy": "\n".join(accuracy), "claims": "\n".join(claims_table(cells, datasets)),
-            "depth": "\n".join(depth_lines(cells, datasets)),
-            "curves": "\n".join(training_figures(out, results, datasets, figures)),
-            "diagnostics": "\n".join(diagnostics_figures(out, figures))}
+    accuracy.append(
+        f"Largest epoch-mean gradient norm of the full method (any run, parameter kind "
+        f"and epoch): {full_grad:.2g}."
+    )
+    return {
+        "command": f"```\n{command}\n```",
+        "runs": runs,
+        "grid": "\n".join(grid_lines(datasets)),
+        "accuracy": "\n".join(accuracy),
+        "claims": "\n".join(claims_table(cells, datasets)),
+        "depth": "\n".join(depth_lines(cells, datasets)),
+        "curves": "\n".join(training_figures(out, results, datasets, figures)),
+        "diagnostics": "\n".join(diagnostics_figures(out, figures)),
+    }
 
 
 def write_report(out: Path, report: Path, command: str, wall_s: float | None = None) -> Path:
     """Fill the measured blocks of the document ``report`` (which must exist: its prose is
     written by hand) from the runs under ``out``; figures go to ``report.parent / "figures"``."""
     if not report.is_file():
-        raise ReportError(f"no document {report}: the report fills the marked blocks of an "
-                                "existing one (docs/results.md)")
+        raise ReportError(
+            f"no document {report}: the report fills the marked blocks of an "
+            "existing one (docs/results.md)"
+        )
     blocks = measured_blocks(out, report.parent / "figures", command, wall_s)
     text = fill_blocks(report.read_text(), blocks, report)
     atomic_write(report, lambda f: f.write(text.encode()))

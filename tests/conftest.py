@@ -46,7 +46,7 @@ def reference_vgg8() -> dict:
     return torch.load(_reference_path(), weights_only=False)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """Say, under the summary, why the parity tests were skipped and how to run them."""
     reason = _missing_reason()
     skipped = terminalreporter.stats.get("skipped", [])

@@ -19,7 +19,9 @@ def _applied(retain: str) -> bool:
     """Whether ``retain_freed_memory`` applies the setting in a fresh process."""
     env = {**os.environ, "EISNN_RETAIN_MEMORY": retain}
     code = "from eisnn.allocator import retain_freed_memory; print(retain_freed_memory())"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     return done.stdout.strip() == "True"
 
 

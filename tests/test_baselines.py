@@ -12,9 +12,6 @@ import yaml
 from torch import nn
 
 import eisnn
-from eisnn.dale import constrained_parameters, split_parameters
-from eisnn.losses import get_loss, mse_rates
-from eisnn.models import create_model, list_models
 from eisnn.baselines import (
     TEBN,
     BackEINeuron,
@@ -25,7 +22,9 @@ from eisnn.baselines import (
     rect_sign,
     rect_spike,
 )
-from eisnn.models import make_kind
+from eisnn.dale import constrained_parameters, split_parameters
+from eisnn.losses import get_loss, mse_rates
+from eisnn.models import create_model, list_models, make_kind
 from eisnn.nn import EIConv2d
 
 BASELINES = ("tebn_resnet19", "bn_resnet19", "ei_resnet19", "dann_vgg16", "backeisnn_cnn5")
@@ -78,7 +77,9 @@ def test_tebn_eval_uses_running_statistics():
     tebn.eval()
     x = torch.randn(T * 5, 3)
     xhat = (x - tebn.running_mean) / torch.sqrt(tebn.running_var + tebn.eps)
-    expected = (xhat * tebn.weight + tebn.bias).view(T, 5, 3) * torch.tensor([2.0, -1.0]).view(T, 1, 1)
+    expected = (xhat * tebn.weight + tebn.bias).view(T, 5, 3) * torch.tensor([2.0, -1.0]).view(
+        T, 1, 1
+    )
     torch.testing.assert_close(tebn(x), expected.view(T * 5, 3))
     assert not torch.allclose(tebn.running_mean, torch.zeros(3))
 
@@ -113,10 +114,17 @@ def test_resnet19_shapes():
     model = create_model("ei_resnet19", 10, 3, 4)
     convs = [m for m in model.modules() if isinstance(m, EIConv2d)]
     assert sum(c.kernel_size == (3, 3) for c in convs) == 17 and len(convs) == 17 + 2
-    assert [c.out_channels for c in convs if c.kernel_size == (3, 3)] == [128] * 7 + [256] * 6 + [512] * 4
-    linears = [m for m in create_model("tebn_resnet19", 10, 3, 4).modules() if isinstance(m, nn.Linear)]
+    assert [c.out_channels for c in convs if c.kernel_size == (3, 3)] == [128] * 7 + [256] * 6 + [
+        512
+    ] * 4
+    linears = [
+        m for m in create_model("tebn_resnet19", 10, 3, 4).modules() if isinstance(m, nn.Linear)
+    ]
     assert [(m.in_features, m.out_features) for m in linears] == [(512, 256), (256, 10)]
-    assert sum(isinstance(m, TEBN) for m in create_model("tebn_resnet19", 10, 3, 4).modules()) == 17 + 2 + 1
+    assert (
+        sum(isinstance(m, TEBN) for m in create_model("tebn_resnet19", 10, 3, 4).modules())
+        == 17 + 2 + 1
+    )
 
 
 def test_resnet19_block_adds_the_shortcut_before_the_neuron():
@@ -146,7 +154,9 @@ def _hand_dann() -> DANNLinear:
 def test_dann_layer_matches_its_equations_by_hand():
     # zE = (5, 3), zI = 3, zhat = (5 - 3, 3 - 1.5), gamma = (2*3, 0.5*2*3) + 1e-8, z = g zhat / gamma + b
     out = _hand_dann()(torch.tensor([[1.0, 2.0]], dtype=torch.float64))
-    expected = torch.tensor([[2 * 2 / (6 + 1e-8) + 0.5, 1.5 / (3 + 1e-8) - 1.0]], dtype=torch.float64)
+    expected = torch.tensor(
+        [[2 * 2 / (6 + 1e-8) + 0.5, 1.5 / (3 + 1e-8) - 1.0]], dtype=torch.float64
+    )
     torch.testing.assert_close(out, expected, rtol=0, atol=1e-15)
 
 
@@ -156,7 +166,9 @@ def test_dann_conv_is_the_dense_layer_at_every_position():
     with torch.no_grad():
         dense.w_ee.copy_(conv.w_ee.flatten(1)), dense.w_ie.copy_(conv.w_ie.flatten(1))
         for name in ("w_ei", "alpha", "g", "b"):
-            getattr(dense, name).copy_(getattr(conv, name) * (1.0 + torch.rand_like(getattr(conv, name))))
+            getattr(dense, name).copy_(
+                getattr(conv, name) * (1.0 + torch.rand_like(getattr(conv, name)))
+            )
             getattr(conv, name).copy_(getattr(dense, name))
     x = torch.rand(2, 3, 5, 5, dtype=torch.float64)
     patches = F.unfold(x, 3, padding=1).transpose(1, 2)  # [B, positions, 27]
@@ -173,20 +185,37 @@ def test_dann_gradient_corrections_are_exact():
     for layer in (corrected, plain):
         (layer(x) - target).square().sum().backward()
     n_e, d = 8, 4 * 9
-    divisors = {"w_ie": math.sqrt(n_e), "w_ei": d, "alpha": math.sqrt(n_e) * d, "w_ee": 1, "g": 1, "b": 1}
+    divisors = {
+        "w_ie": math.sqrt(n_e),
+        "w_ei": d,
+        "alpha": math.sqrt(n_e) * d,
+        "w_ee": 1,
+        "g": 1,
+        "b": 1,
+    }
     for name, divisor in divisors.items():
         g_plain = getattr(plain, name).grad
         assert g_plain.abs().max() > 0
-        torch.testing.assert_close(getattr(corrected, name).grad, g_plain / divisor, rtol=1e-12, atol=0)
+        torch.testing.assert_close(
+            getattr(corrected, name).grad, g_plain / divisor, rtol=1e-12, atol=0
+        )
 
 
 def test_dann_init():
     torch.manual_seed(3)
     hidden, first = DANNLinear(400, 500, 50), DANNLinear(400, 500, 50, first=True)
-    for layer, scale in ((hidden, math.sqrt(2 * math.pi / (400 * (2 * math.pi - 1)))), (first, math.sqrt(1 / 800))):
-        assert abs(float(layer.w_ee.detach().mean()) / scale - 1) < 0.02 and abs(float(layer.w_ie.detach().mean()) / scale - 1) < 0.05
+    for layer, scale in (
+        (hidden, math.sqrt(2 * math.pi / (400 * (2 * math.pi - 1)))),
+        (first, math.sqrt(1 / 800)),
+    ):
+        assert (
+            abs(float(layer.w_ee.detach().mean()) / scale - 1) < 0.02
+            and abs(float(layer.w_ie.detach().mean()) / scale - 1) < 0.05
+        )
         assert bool((layer.w_ee >= 0).all())
-    torch.testing.assert_close(hidden.alpha.exp(), torch.full((50,), math.sqrt((2 * math.pi - 1) / 400)))
+    torch.testing.assert_close(
+        hidden.alpha.exp(), torch.full((50,), math.sqrt((2 * math.pi - 1) / 400))
+    )
     assert torch.equal(hidden.w_ei, torch.full((500, 50), 1 / 50))
     assert torch.equal(hidden.g, torch.ones(500)) and torch.equal(hidden.b, torch.zeros(500))
     single = DANNLinear(30, 10, 1)
@@ -197,7 +226,12 @@ def test_dann_init():
 def test_dale_constrains_dann_parameters():
     layer = DANNLinear(6, 4, 2)
     constrained, free = split_parameters(layer)
-    assert {id(p) for p in constrained} == {id(layer.w_ee), id(layer.w_ie), id(layer.w_ei), id(layer.g)}
+    assert {id(p) for p in constrained} == {
+        id(layer.w_ee),
+        id(layer.w_ie),
+        id(layer.w_ei),
+        id(layer.g),
+    }
     assert {id(p) for p in free} == {id(layer.alpha), id(layer.b)}
     with torch.no_grad():
         for p in layer.parameters():
@@ -210,10 +244,16 @@ def test_dale_constrains_dann_parameters():
 def test_dann_vgg16_plan_and_train_equals_eval():
     model = create_model("dann_vgg16", 10, 3, 1, width=1 / 8, dropout=0.0)
     convs = [m for m in model.modules() if isinstance(m, DANNConv2d)]
-    assert [(c.n_excitatory, c.n_inhibitory) for c in convs] == [(8, 1)] * 2 + [(16, 2)] * 2 + [(32, 5)] * 3 + [(64, 10)] * 6
+    assert [(c.n_excitatory, c.n_inhibitory) for c in convs] == [(8, 1)] * 2 + [(16, 2)] * 2 + [
+        (32, 5)
+    ] * 3 + [(64, 10)] * 6
     assert convs[0].first and not any(c.first for c in convs[1:])
     dense = [m for m in model.modules() if isinstance(m, DANNLinear)]
-    assert [(m.in_features, m.n_excitatory, m.n_inhibitory) for m in dense] == [(1024, 512, 51), (512, 512, 51), (512, 10, 1)]
+    assert [(m.in_features, m.n_excitatory, m.n_inhibitory) for m in dense] == [
+        (1024, 512, 51),
+        (512, 512, 51),
+        (512, 10, 1),
+    ]
     x = torch.rand(3, 3, 32, 32)
     torch.testing.assert_close(model.train()(x), model.eval()(x))
     frames = x.unsqueeze(1).expand(3, 2, 3, 32, 32)
@@ -285,7 +325,10 @@ def test_hard_reset_lif_by_hand():
 def test_rectangular_surrogates():
     u = torch.tensor([-0.7, -0.3, 0.0, 0.3, 0.49, 0.7], requires_grad=True)
     window = torch.tensor([0.0, 1.0, 1.0, 1.0, 1.0, 0.0])
-    for fn, forward in ((rect_spike, torch.tensor([0.0, 0, 0, 1, 1, 1])), (rect_sign, torch.tensor([-1.0, -1, 0, 1, 1, 1]))):
+    for fn, forward in (
+        (rect_spike, torch.tensor([0.0, 0, 0, 1, 1, 1])),
+        (rect_sign, torch.tensor([-1.0, -1, 0, 1, 1, 1])),
+    ):
         out = fn(u)
         assert torch.equal(out.detach(), forward)
         (grad,) = torch.autograd.grad(out.sum(), u)
@@ -321,7 +364,16 @@ def test_one_training_step_keeps_dale(name):
     """Each baseline is in the registry and takes a full step: init, forward, loss, backward, SGD, Dale."""
     assert name in list_models()
     size, T = (8, 2) if "resnet" in name else (32, 2)
-    model = create_model(name, 5, 3, 1 if name.startswith("dann") else T, image_size=size, width=1 / 16, ei_ratio=4, tau=2.0)
+    model = create_model(
+        name,
+        5,
+        3,
+        1 if name.startswith("dann") else T,
+        image_size=size,
+        width=1 / 16,
+        ei_ratio=4,
+        tau=2.0,
+    )
     x, y = torch.rand(4, 3, size, size), torch.tensor([0, 1, 2, 3])
     eisnn.ei_init(model, x)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
@@ -338,8 +390,28 @@ def test_one_training_step_keeps_dale(name):
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "src" / "eisnn" / "configs"
 RECIPES = {  # BASELINES.md: model, T, optimizer, lr, momentum, weight decay, batch, epochs, extra keys
     "cifar10_tebn_resnet19": ("tebn_resnet19", 4, "sgd", 0.02, 0.9, 5e-4, 128, 300, {}),
-    "cifar10_dann_vgg16": ("dann_vgg16", 1, "sgd", 0.01, 0.0, 0.0, 128, 300, {"augment": False, "dropout": 0.5}),
-    "cifar10_backeisnn_cnn5": ("backeisnn_cnn5", 20, "adamw", 1e-3, None, 0.0, 100, 200, {"loss": "mse_rates", "dropout": 0.5}),
+    "cifar10_dann_vgg16": (
+        "dann_vgg16",
+        1,
+        "sgd",
+        0.01,
+        0.0,
+        0.0,
+        128,
+        300,
+        {"augment": False, "dropout": 0.5},
+    ),
+    "cifar10_backeisnn_cnn5": (
+        "backeisnn_cnn5",
+        20,
+        "adamw",
+        1e-3,
+        None,
+        0.0,
+        100,
+        200,
+        {"loss": "mse_rates", "dropout": 0.5},
+    ),
 }
 
 
@@ -347,11 +419,23 @@ RECIPES = {  # BASELINES.md: model, T, optimizer, lr, momentum, weight decay, ba
 def test_baseline_configs_hold_their_recipes(name):
     cfg = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
     model, T, optimizer, lr, momentum, decay, batch, epochs, extra = RECIPES[name]
-    assert (cfg["model"], cfg["dataset"], cfg["T"], cfg["optimizer"], cfg["batch_size"], cfg["epochs"]) == (
-        model, "cifar10", T, optimizer, batch, epochs)
-    assert cfg["lr"] == pytest.approx(lr) and cfg["weight_decay"] == pytest.approx(decay) and cfg["warmup_epochs"] == 0
+    assert (
+        cfg["model"],
+        cfg["dataset"],
+        cfg["T"],
+        cfg["optimizer"],
+        cfg["batch_size"],
+        cfg["epochs"],
+    ) == (model, "cifar10", T, optimizer, batch, epochs)
+    assert (
+        cfg["lr"] == pytest.approx(lr)
+        and cfg["weight_decay"] == pytest.approx(decay)
+        and cfg["warmup_epochs"] == 0
+    )
     assert momentum is None or cfg["momentum"] == pytest.approx(momentum)
     assert {k: cfg[k] for k in extra} == extra
     if "loss" in cfg:
         get_loss(cfg["loss"])
-    create_model(cfg["model"], 10, 3, cfg["T"], width=1 / 16, dropout=cfg["dropout"], ei_ratio=4, tau=2.0)
+    create_model(
+        cfg["model"], 10, 3, cfg["T"], width=1 / 16, dropout=cfg["dropout"], ei_ratio=4, tau=2.0
+    )

@@ -23,7 +23,11 @@ def _spikes(*shape, p=0.3, seed=0):
 
 # --- E:I ratio ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n_e, ratio, n_i", [(64, 4, 16), (100, 3, 33), (100, 16, 6), (10, 16, 1), (64, 1, 64), (10, 2.5, 4)])
+
+@pytest.mark.parametrize(
+    "n_e, ratio, n_i",
+    [(64, 4, 16), (100, 3, 33), (100, 16, 6), (10, 16, 1), (64, 1, 64), (10, 2.5, 4)],
+)
 def test_inhibitory_count_rounds_down_with_at_least_one(n_e, ratio, n_i):
     assert inhibitory_count(n_e, ratio) == n_i
     assert EILinear(8, n_e, ei_ratio=ratio).w_ei.shape == (n_e, n_i)
@@ -31,7 +35,9 @@ def test_inhibitory_count_rounds_down_with_at_least_one(n_e, ratio, n_i):
 
 def test_n_inhibitory_given_directly():
     layer = EIConv2d(3, 10, 3, ei_ratio=4, n_inhibitory=7)
-    assert layer.w_ie.shape == (7, 3, 3, 3) and layer.w_ei.shape == (10, 7) and layer.g_i.shape == (7,)
+    assert (
+        layer.w_ie.shape == (7, 3, 3, 3) and layer.w_ei.shape == (10, 7) and layer.g_i.shape == (7,)
+    )
     with pytest.raises(ValueError, match="n_inhibitory"):
         EILinear(4, 10, n_inhibitory=0)
     with pytest.raises(ValueError, match="ei_ratio"):
@@ -40,9 +46,20 @@ def test_n_inhibitory_given_directly():
 
 # --- spiking inhibitory units ------------------------------------------------------------------
 
+
 def test_default_layer_has_no_new_state():
     keys = set(EILinear(8, 16).state_dict())
-    assert keys == {"w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e", "initialized", "init_scale", "init_gain"}
+    assert keys == {
+        "w_ee",
+        "w_ie",
+        "w_ei",
+        "g_i",
+        "g_e",
+        "b_e",
+        "initialized",
+        "init_scale",
+        "init_gain",
+    }
 
 
 def test_lif_inhibitory_needs_time_steps_and_a_known_kind():
@@ -65,7 +82,12 @@ def test_spiking_inhibition_matches_explicit_computation():
     assert out.shape == (T * B, 16)
     i_ee, i_i = x @ layer.w_ee.t(), x @ layer.w_ie.t()
     s_i = lif_multistep_eager(i_i.view(T, B, -1), 3.0, 0.8).view(T * B, -1)
-    expected = layer.g_e * (i_ee - s_i @ layer.w_ei.t()) / (layer.i_leak + (s_i * layer.g_i) @ layer.w_ei.t()) + layer.b_e
+    expected = (
+        layer.g_e
+        * (i_ee - s_i @ layer.w_ei.t())
+        / (layer.i_leak + (s_i * layer.g_i) @ layer.w_ei.t())
+        + layer.b_e
+    )
     torch.testing.assert_close(out, expected)
     assert 0 < s_i.mean() < 1  # the I units spike, and not always
 
@@ -86,7 +108,9 @@ def test_spiking_inhibition_init_uses_the_i_population_output():
     rate = lif_multistep_eager(i_i.view(T, B, -1)).double().mean()
     balance = paper_mean / rate
     torch.testing.assert_close(layer.init_i_balance, balance)
-    torch.testing.assert_close(layer.w_ei, torch.full_like(layer.w_ei, float(balance) / layer.n_inhibitory))
+    torch.testing.assert_close(
+        layer.w_ei, torch.full_like(layer.w_ei, float(balance) / layer.n_inhibitory)
+    )
     torch.testing.assert_close(layer.g_i, paper.g_i)
 
 
@@ -105,6 +129,7 @@ def test_spiking_inhibition_disables_static_shortcut_and_checks_T():
 
 # --- Dale policy ------------------------------------------------------------------------------
 
+
 def test_reparam_state_dict_and_init_values():
     x = _spikes(T * B, 12)
     clamp = EILinear(12, 8)
@@ -114,7 +139,9 @@ def test_reparam_state_dict_and_init_values():
     keys = set(reparam.state_dict())
     assert "parametrizations.w_ee.original" in keys and "w_ee" not in keys and "b_e" in keys
     for name in ("w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e"):
-        torch.testing.assert_close(getattr(reparam, name), getattr(clamp, name), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(
+            getattr(reparam, name), getattr(clamp, name), rtol=1e-5, atol=1e-6
+        )
     torch.testing.assert_close(reparam(x), clamp(x), rtol=1e-4, atol=1e-5)
     assert eisnn.dale.constrained_parameters(reparam) == []
     with pytest.raises(ValueError, match="dale must be"):
@@ -134,10 +161,13 @@ def test_reparam_keeps_dale_without_projection_clamp_projects():
         for name in eisnn.nn.DALE_PARAMETERS:
             assert bool((getattr(layer, name) >= 0).all()), (policy, name)
         if policy == "reparam":
-            assert float(layer.parametrizations.w_ee.original.detach().min()) < 0  # the free parameter did go negative
+            assert (
+                float(layer.parametrizations.w_ee.original.detach().min()) < 0
+            )  # the free parameter did go negative
 
 
 # --- recurrent E-I layer ------------------------------------------------------------------------
+
 
 def _lif(h_in, v, tau=2.0, th=1.0):
     h = v - v / tau + h_in
@@ -169,7 +199,9 @@ def test_recurrent_layer_equals_explicit_time_loop(inhibitory):
         else:
             s_i = i_i
             div = (s_i * layer.g_i) @ layer.w_ei.t()
-            div = torch.where(div == 0, div.masked_fill(div == 0, float("inf")).amin(1, keepdim=True), div)
+            div = torch.where(
+                div == 0, div.masked_fill(div == 0, float("inf")).amin(1, keepdim=True), div
+            )
         current = layer.g_e * (i_ee - s_i @ layer.w_ei.t()) / div + layer.b_e
         s, v = _lif(current, v)
         rows.append(s)
@@ -209,11 +241,24 @@ def test_sequence_models_on_digits_seq(name):
 
 
 def test_config_keys_reach_the_layers():
-    cfg = load_config(None, ["model=ei_mlp", "dataset=digits", "T=2", "inhibitory=lif", "tau_i=3", "dale=reparam",
-                             "n_inhibitory=5", "ei_ratio=2.5"])
+    cfg = load_config(
+        None,
+        [
+            "model=ei_mlp",
+            "dataset=digits",
+            "T=2",
+            "inhibitory=lif",
+            "tau_i=3",
+            "dale=reparam",
+            "n_inhibitory=5",
+            "ei_ratio=2.5",
+        ],
+    )
     model = build_model(cfg)
     hidden = model.stem.current[1]
-    assert hidden.n_inhibitory == 5 and hidden.i_population.lif.tau == 3.0 and hidden.dale == "reparam"
+    assert (
+        hidden.n_inhibitory == 5 and hidden.i_population.lif.tau == 3.0 and hidden.dale == "reparam"
+    )
     assert hidden.i_population.time_steps == 2
     assert model.head.module.n_inhibitory == inhibitory_count(10, 2.5)
     with pytest.raises(ConfigError, match="inhibitory"):

@@ -16,10 +16,25 @@ from eisnn.train.trainer import Trainer, resume_run, start_run
 
 
 def tiny(tmp_path, **changes):
-    base = dict(model="ei_mlp", dataset="digits", image_size=8, T=2, epochs=2, batch_size=64,
-                limit_batches=2, eval_every=2, lr=0.01, warmup_epochs=0.5, warmup_start_lr=1e-4,
-                progress=False, histograms=False, plots=False, out_dir=str(tmp_path), name="run",
-                hidden=[16])
+    base = dict(
+        model="ei_mlp",
+        dataset="digits",
+        image_size=8,
+        T=2,
+        epochs=2,
+        batch_size=64,
+        limit_batches=2,
+        eval_every=2,
+        lr=0.01,
+        warmup_epochs=0.5,
+        warmup_start_lr=1e-4,
+        progress=False,
+        histograms=False,
+        plots=False,
+        out_dir=str(tmp_path),
+        name="run",
+        hidden=[16],
+    )
     return from_dict({**base, **changes})
 
 
@@ -40,8 +55,9 @@ class Recording(Callback):
         self.calls.append(("step", trainer.step, grads))
 
     def on_train_epoch_end(self, trainer, epoch, row):
-        self.calls.append(("train_end", epoch, row["epoch"], "train_loss" in row,
-                           "test_top1" in row))
+        self.calls.append(
+            ("train_end", epoch, row["epoch"], "train_loss" in row, "test_top1" in row)
+        )
         row["custom/train"] = 10 * epoch
 
     @contextlib.contextmanager
@@ -64,10 +80,15 @@ def test_a_callback_receives_every_hook_in_order(tmp_path):
     assert rec.trainers == {id(t)}
     assert rec.calls == [
         ("setup", 0, 0),
-        ("step", 0, True), ("step", 1, True), ("train_end", 1, 1, True, False),
+        ("step", 0, True),
+        ("step", 1, True),
+        ("train_end", 1, 1, True, False),
         ("metrics_written", 1, 1),  # epoch 1: no evaluation due (eval_every 2)
-        ("step", 2, True), ("step", 3, True), ("train_end", 2, 2, True, False),
-        ("eval_start", 2, False), ("eval_end", 2, True),
+        ("step", 2, True),
+        ("step", 3, True),
+        ("train_end", 2, 2, True, False),
+        ("eval_start", 2, False),
+        ("eval_end", 2, True),
         ("metrics_written", 2, 2),
     ]
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
@@ -84,8 +105,14 @@ def test_a_resumed_trainer_calls_setup_then_rewrites_the_metrics(tmp_path):
     assert rec.calls == [("setup", 1, 2), ("metrics_written", 1, 1)]
     t.fit()
     t.close()
-    assert [c[0] for c in rec.calls[2:]] == ["step", "step", "train_end", "eval_start", "eval_end",
-                                             "metrics_written"]
+    assert [c[0] for c in rec.calls[2:]] == [
+        "step",
+        "step",
+        "train_end",
+        "eval_start",
+        "eval_end",
+        "metrics_written",
+    ]
 
 
 def test_diagnostics_without_their_callback_are_refused(tmp_path):

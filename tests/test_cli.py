@@ -25,30 +25,64 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_train_runs_a_config_and_prints_the_test_accuracy(tmp_path, capsys):
-    code, out, err = run(capsys, "train", "--out", str(tmp_path), "--set", "name=r", "--set", "model=ei_mlp",
-                         "--set", "image_size=8", "--set", "epochs=1", "--set", "limit_batches=2",
-                         "--set", "progress=false", "--set", "T=2", "--set", f"cpu_threads={torch.get_num_threads()}")
+    code, out, err = run(
+        capsys,
+        "train",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "name=r",
+        "--set",
+        "model=ei_mlp",
+        "--set",
+        "image_size=8",
+        "--set",
+        "epochs=1",
+        "--set",
+        "limit_batches=2",
+        "--set",
+        "progress=false",
+        "--set",
+        "T=2",
+        "--set",
+        f"cpu_threads={torch.get_num_threads()}",
+    )
     assert code == 0, err
     assert "test accuracy: top-1 " in out and f"run directory: {tmp_path / 'r'}" in out
     assert (tmp_path / "r" / "checkpoints" / "last.pt").is_file()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--set", "T=0"], "eisnn: error: T: must be >= 1, got 0"),
-    (["--set", "lrr=1"], "eisnn: error: unknown key 'lrr'; known keys: model,"),
-    (["--set", "model=ei_vgg7"], "eisnn: error: model: 'ei_vgg7' is not one of "),
-    (["no_such_config"], "eisnn: error: no config file 'no_such_config'"),
-    (["--stop-after", "0"], "eisnn: error: --stop-after: must be >= 1, got 0"),
-    (["--resume", "/nonexistent/run"], "eisnn: error: no checkpoint at /nonexistent/run/checkpoints/last.pt"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "T=0"], "eisnn: error: T: must be >= 1, got 0"),
+        (["--set", "lrr=1"], "eisnn: error: unknown key 'lrr'; known keys: model,"),
+        (["--set", "model=ei_vgg7"], "eisnn: error: model: 'ei_vgg7' is not one of "),
+        (["no_such_config"], "eisnn: error: no config file 'no_such_config'"),
+        (["--stop-after", "0"], "eisnn: error: --stop-after: must be >= 1, got 0"),
+        (
+            ["--resume", "/nonexistent/run"],
+            "eisnn: error: no checkpoint at /nonexistent/run/checkpoints/last.pt",
+        ),
+    ],
+)
 def test_bad_input_ends_with_one_error_line(tmp_path, capsys, argv, message):
     code, out, err = run(capsys, "train", *argv)
     assert code == 2 and err.startswith(message) and err.count("\n") == 1 and out == ""
 
 
 def test_a_missing_dataset_or_run_directory_ends_with_one_error_line(tmp_path, capsys):
-    code, _, err = run(capsys, "train", "cifar10_vgg8", "--data-dir", str(tmp_path),
-                       "--out", str(tmp_path), "--set", "device=cpu")
+    code, _, err = run(
+        capsys,
+        "train",
+        "cifar10_vgg8",
+        "--data-dir",
+        str(tmp_path),
+        "--out",
+        str(tmp_path),
+        "--set",
+        "device=cpu",
+    )
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("eisnn: error: cifar10: dataset not found")
     code, _, err = run(capsys, "plot", str(tmp_path))
@@ -62,19 +96,33 @@ def test_a_missing_dataset_or_run_directory_ends_with_one_error_line(tmp_path, c
 def test_a_reference_checkpoint_of_no_known_layout_ends_with_one_error_line(tmp_path, capsys):
     source = str(tmp_path / "other.safetensors")
     save_file({"head.weight": torch.zeros(2)}, source)
-    code, _, err = run(capsys, "convert", source, str(tmp_path / "out.pt"),
-                       "--set", "model=ei_vgg8", "--set", "dataset=cifar10")
+    code, _, err = run(
+        capsys,
+        "convert",
+        source,
+        str(tmp_path / "out.pt"),
+        "--set",
+        "model=ei_vgg8",
+        "--set",
+        "dataset=cifar10",
+    )
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("eisnn: error: unrecognized reference checkpoint")
 
 
-@pytest.mark.parametrize("error", [
-    FileNotFoundError(2, "No such file or directory", "libnvrtc-builtins.so"),
-    NotImplementedError("aten::_fused_op is not implemented for this backend"),
-    RuntimeError("DataLoader worker timed out after 5 seconds"),  # in a launch, yet no collective
-])
-def test_an_unexpected_exception_from_deep_inside_keeps_its_traceback(tmp_path, monkeypatch, capsys,
-                                                                      error):
+@pytest.mark.parametrize(
+    "error",
+    [
+        FileNotFoundError(2, "No such file or directory", "libnvrtc-builtins.so"),
+        NotImplementedError("aten::_fused_op is not implemented for this backend"),
+        RuntimeError(
+            "DataLoader worker timed out after 5 seconds"
+        ),  # in a launch, yet no collective
+    ],
+)
+def test_an_unexpected_exception_from_deep_inside_keeps_its_traceback(
+    tmp_path, monkeypatch, capsys, error
+):
     from eisnn.train import trainer
 
     def fail(*args, **kwargs):
@@ -97,8 +145,13 @@ def test_subcommands_are_registered_and_python_m_works(capsys):
     assert {"train", "eval", "convert"} <= set(COMMANDS)
     code, out, _ = run(capsys, "train", "--keys")
     assert code == 0 and out.startswith("model: str = 'ei_vgg8'") and "\nlr: float = 0.001" in out
-    done = subprocess.run([sys.executable, "-m", "eisnn", "--help"], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(SRC)}, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "eisnn", "--help"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(SRC)},
+        timeout=120,
+    )
     assert done.returncode == 0 and "train" in done.stdout and "convert" in done.stdout
 
 
@@ -112,7 +165,9 @@ def reference(tmp_path_factory, reference_vgg8):
     torch.save({"model_state_dict": fx["state_dict"], "config": fx["config"]}, root / "ref.pth")
     published = root / "published"  # the layout of the paper's released weights
     published.mkdir()
-    save_file({k: v.contiguous() for k, v in fx["state_dict"].items()}, published / "model.safetensors")
+    save_file(
+        {k: v.contiguous() for k, v in fx["state_dict"].items()}, published / "model.safetensors"
+    )
     (published / "config.json").write_text(json.dumps(fx["config"]))
     images = torch.cat([fx["X0"], fx["X1"]])
     labels = torch.cat([torch.arange(8) % 10, fx["y1"]])
@@ -134,7 +189,10 @@ def expected_accuracy(reference) -> tuple[float, float]:
         logits = model(reference["pixels"].float() / 255)
     top5 = logits.topk(5, dim=1).indices
     y = reference["labels"]
-    return (100 * (top5[:, 0] == y).float().mean().item(), 100 * (top5 == y[:, None]).any(1).float().mean().item())
+    return (
+        100 * (top5[:, 0] == y).float().mean().item(),
+        100 * (top5 == y[:, None]).any(1).float().mean().item(),
+    )
 
 
 def test_convert_then_eval_reports_accuracy_and_firing_rates(reference, capsys):

@@ -24,10 +24,20 @@ def _reference_like(name: str, temporal: bool = False) -> tuple[torch.nn.Module,
     return model, dict(to_reference(model))
 
 
-@pytest.mark.parametrize("name,temporal", [("ei_vgg11", False), ("ei_vgg8", True), ("ei_resnet18", False)])
+@pytest.mark.parametrize(
+    "name,temporal", [("ei_vgg11", False), ("ei_vgg8", True), ("ei_resnet18", False)]
+)
 def test_formats_round_trip(tmp_path, name, temporal):
     model, state = _reference_like(name, temporal)
-    config = {"type": "EI-SNN", "T": 4, "arch": "VGG", "ei_ratio": 4, "light_classifier": True, "dropout": 0.0, "neuron": {"tau": 2.0}}
+    config = {
+        "type": "EI-SNN",
+        "T": 4,
+        "arch": "VGG",
+        "ei_ratio": 4,
+        "light_classifier": True,
+        "dropout": 0.0,
+        "neuron": {"tau": 2.0},
+    }
     folder = tmp_path / "published"
     folder.mkdir()
     save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "model.safetensors"))
@@ -72,9 +82,16 @@ def _damage(raw: bytes, how: str) -> bytes:
     return len(text).to_bytes(8, "little") + text + data
 
 
-@pytest.mark.parametrize("how", ["truncated", "header length beyond the file", "corrupted header",
-                                 "offsets beyond the data",
-                                 "byte count does not fit dtype and shape"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "truncated",
+        "header length beyond the file",
+        "corrupted header",
+        "offsets beyond the data",
+        "byte count does not fit dtype and shape",
+    ],
+)
 @pytest.mark.parametrize("folder", [False, True], ids=["file", "folder"])
 def test_damaged_safetensors_is_a_one_line_error_naming_the_file(tmp_path, how, folder):
     _, state = _reference_like("ei_vgg8")
@@ -91,7 +108,10 @@ def test_mismatched_keys_are_listed():
     _, state = _reference_like("ei_vgg8")
     del state["layers.3.gain_e"]
     state["layers.3.extra"] = torch.zeros(1)
-    with pytest.raises(ReferenceFormatError, match=r"missing \['layers.3.gain_e'\], unexpected \['layers.3.extra'\]"):
+    with pytest.raises(
+        ReferenceFormatError,
+        match=r"missing \['layers.3.gain_e'\], unexpected \['layers.3.extra'\]",
+    ):
         load_reference(state)
 
 
@@ -103,7 +123,9 @@ def test_unknown_architecture_and_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="model.safetensors"):
         load_reference(tmp_path)
     with pytest.raises(ReferenceFormatError, match="light classifier"):
-        load_reference({"layers.2.conv_ee.weight": torch.zeros(64, 3, 3, 3)}, {"light_classifier": False})
+        load_reference(
+            {"layers.2.conv_ee.weight": torch.zeros(64, 3, 3, 3)}, {"light_classifier": False}
+        )
 
 
 # ------------------------------------------------ VGG layout: event frames vs static input
@@ -120,8 +142,11 @@ def _reference_vgg_keys(plan: tuple, event_frames: bool) -> set[str]:
     for item in plan:
         modules += ["pool"] if item == "P" else ["conv", "norm", "split", "lif", "dropout", "merge"]
     modules += ["flatten", "linear", "norm"]
-    params = {"conv": ("conv_ee.weight", "conv_ie.weight"), "linear": ("weight_ee", "weight_ie"),
-              "norm": ("weight_ei", "gain_i", "gain_e", "bias")}
+    params = {
+        "conv": ("conv_ee.weight", "conv_ie.weight"),
+        "linear": ("weight_ee", "weight_ie"),
+        "norm": ("weight_ei", "gain_i", "gain_e", "bias"),
+    }
     return {f"layers.{i}.{p}" for i, m in enumerate(modules) for p in params.get(m, ())}
 
 

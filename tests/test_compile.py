@@ -37,7 +37,10 @@ def _check(module: torch.nn.Module, x: torch.Tensor) -> None:
 
 @pytest.mark.parametrize("stabilization", ["adaptive", "epsilon"])
 def test_ei_conv_compiles_fullgraph(stabilization: str) -> None:
-    _check(EIConv2d(3, 8, 3, padding=1, stabilization=stabilization, init="standard"), torch.rand(4, 3, 6, 6))
+    _check(
+        EIConv2d(3, 8, 3, padding=1, stabilization=stabilization, init="standard"),
+        torch.rand(4, 3, 6, 6),
+    )
 
 
 def test_ei_linear_and_readout_compile_fullgraph() -> None:

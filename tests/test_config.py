@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from eisnn.train.config import ConfigError, TrainConfig, fields, from_dict, load_config, parse_override
+from eisnn.train.config import (
+    ConfigError,
+    TrainConfig,
+    fields,
+    from_dict,
+    load_config,
+    parse_override,
+)
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "src" / "eisnn" / "configs"
 
@@ -20,36 +27,50 @@ def error_of(**data) -> str:
     return message
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("T", 0, "T: must be >= 1, got 0"),
-    ("ei_ratio", 0, "ei_ratio: must be >= 1, got 0"),
-    ("lr", -0.1, "lr: must be >= 0, got -0.1"),
-    ("momentum", 1.0, "momentum: must be < 1"),
-    ("dropout", -0.5, "dropout: must be >= 0"),
-    ("grad_clip", 0, "grad_clip: must be > 0"),
-    ("tau", float("nan"), "tau: must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("T", 0, "T: must be >= 1, got 0"),
+        ("ei_ratio", 0, "ei_ratio: must be >= 1, got 0"),
+        ("lr", -0.1, "lr: must be >= 0, got -0.1"),
+        ("momentum", 1.0, "momentum: must be < 1"),
+        ("dropout", -0.5, "dropout: must be >= 0"),
+        ("grad_clip", 0, "grad_clip: must be > 0"),
+        ("tau", float("nan"), "tau: must be a finite number"),
+    ],
+)
 def test_impossible_values_name_the_key_and_the_bound(key, value, expected):
     assert error_of(**{key: value}).startswith(expected)
 
 
-@pytest.mark.parametrize("key, value, expected", [
-    ("T", "four", "T: expected int, got 'four' (str)"),
-    ("T", 2.5, "T: expected int, got 2.5 (float)"),
-    ("epochs", True, "epochs: expected int, got True (bool)"),
-    ("lr", "fast", "lr: expected float, got 'fast' (str)"),
-    ("ste", "yes", "ste: expected bool, got 'yes' (str)"),
-    ("model", 8, "model: expected str, got 8 (int)"),
-    ("image_size", [16], "image_size: expected int or null"),
-])
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("T", "four", "T: expected int, got 'four' (str)"),
+        ("T", 2.5, "T: expected int, got 2.5 (float)"),
+        ("epochs", True, "epochs: expected int, got True (bool)"),
+        ("lr", "fast", "lr: expected float, got 'fast' (str)"),
+        ("ste", "yes", "ste: expected bool, got 'yes' (str)"),
+        ("model", 8, "model: expected str, got 8 (int)"),
+        ("image_size", [16], "image_size: expected int or null"),
+    ],
+)
 def test_wrong_types_name_the_key_and_the_type(key, value, expected):
     assert error_of(**{key: value}).startswith(expected)
 
 
-@pytest.mark.parametrize("key, value", [
-    ("optimizer", "adam"), ("amp", "fp16"), ("nonfinite", "ignore"), ("surrogate", "relu"),
-    ("stabilization", "clip"), ("init", "kaiming"), ("device", "tpu"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("optimizer", "adam"),
+        ("amp", "fp16"),
+        ("nonfinite", "ignore"),
+        ("surrogate", "relu"),
+        ("stabilization", "clip"),
+        ("init", "kaiming"),
+        ("device", "tpu"),
+    ],
+)
 def test_values_outside_the_choices_list_the_choices(key, value):
     message = error_of(**{key: value})
     assert message.startswith(f"{key}: {value!r} is not one of ")
@@ -62,9 +83,13 @@ def test_unknown_model_and_dataset_list_the_registries():
     from eisnn.models import list_models
 
     message = error_of(model="ei_vgg7")
-    assert message.startswith("model: 'ei_vgg7' is not one of ") and all(n in message for n in list_models())
+    assert message.startswith("model: 'ei_vgg7' is not one of ") and all(
+        n in message for n in list_models()
+    )
     message = error_of(dataset="mnist")
-    assert message.startswith("dataset: 'mnist' is not one of ") and all(n in message for n in DATASET_NAMES)
+    assert message.startswith("dataset: 'mnist' is not one of ") and all(
+        n in message for n in DATASET_NAMES
+    )
 
 
 def test_unknown_key_is_rejected_with_the_known_keys():
@@ -84,7 +109,14 @@ def test_overrides_are_read_as_yaml_and_win_over_the_file(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("T: 8\nlr: 0.1\n")
     cfg = load_config(path, ["T=2", "grad_clip=1.5", "ste=false", "name=x", "image_size=null"])
-    assert (cfg.T, cfg.lr, cfg.grad_clip, cfg.ste, cfg.name, cfg.image_size) == (2, 0.1, 1.5, False, "x", None)
+    assert (cfg.T, cfg.lr, cfg.grad_clip, cfg.ste, cfg.name, cfg.image_size) == (
+        2,
+        0.1,
+        1.5,
+        False,
+        "x",
+        None,
+    )
     assert parse_override("dataset=cifar10") == ("dataset", "cifar10")
     for bad in ("T", "=3", "T=[1"):
         with pytest.raises(ConfigError, match="--set"):
@@ -108,10 +140,17 @@ def test_model_kwargs_are_the_marked_keys_without_nulls():
     assert TrainConfig(width=0.5).model_kwargs()["width"] == 0.5
 
 
-@pytest.mark.parametrize("model, key, value", [
-    ("bn_vgg16", "ei_ratio", 2), ("bn_vgg16", "inhibitory", "lif"), ("plain_mlp", "stabilization", "none"),
-    ("dann_vgg16", "tau", 3.0), ("backeisnn_cnn5", "surrogate", "arctan"), ("ei_vgg8", "hidden", [64]),
-])
+@pytest.mark.parametrize(
+    "model, key, value",
+    [
+        ("bn_vgg16", "ei_ratio", 2),
+        ("bn_vgg16", "inhibitory", "lif"),
+        ("plain_mlp", "stabilization", "none"),
+        ("dann_vgg16", "tau", 3.0),
+        ("backeisnn_cnn5", "surrogate", "arctan"),
+        ("ei_vgg8", "hidden", [64]),
+    ],
+)
 def test_a_model_option_the_model_does_not_use_is_refused_unless_at_its_default(model, key, value):
     message = error_of(model=model, **{key: value})
     assert message.startswith(f"{key}: model {model} does not use this option")
@@ -123,7 +162,12 @@ def test_a_saved_full_config_of_a_bn_model_loads_with_every_key_at_its_default(t
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved.to_dict()))
     loaded = load_config(tmp_path / "config.yaml")
     assert loaded == saved and "ei_ratio" in saved.to_dict()
-    assert loaded.model_kwargs() == {"dropout": 0.0, "tau": 3.0, "surrogate": "sigmoid", "alpha": 4.0}
+    assert loaded.model_kwargs() == {
+        "dropout": 0.0,
+        "tau": 3.0,
+        "surrogate": "sigmoid",
+        "alpha": 4.0,
+    }
 
 
 PAPER_ROWS = {  # SPEC section 6: file -> (model, dataset, T, batch, lr, warm-up epochs, warm-up start)
@@ -147,8 +191,19 @@ PAPER_ROWS = {  # SPEC section 6: file -> (model, dataset, T, batch, lr, warm-up
 def test_paper_configs_hold_the_papers_hyper_parameters(name):
     cfg = load_config(CONFIG_DIR / f"{name}.yaml")
     model, dataset, T, batch, lr, warmup, start = PAPER_ROWS[name]
-    assert (cfg.model, cfg.dataset, cfg.T, cfg.batch_size, cfg.warmup_epochs) == (model, dataset, T, batch, warmup)
-    assert cfg.lr == pytest.approx(lr) and cfg.epochs == 300 and cfg.optimizer == "sgd" and cfg.momentum == 0.9
+    assert (cfg.model, cfg.dataset, cfg.T, cfg.batch_size, cfg.warmup_epochs) == (
+        model,
+        dataset,
+        T,
+        batch,
+        warmup,
+    )
+    assert (
+        cfg.lr == pytest.approx(lr)
+        and cfg.epochs == 300
+        and cfg.optimizer == "sgd"
+        and cfg.momentum == 0.9
+    )
     if start is not None:
         assert cfg.warmup_start_lr == pytest.approx(start)
     expected_decay = 1e-4 if model.startswith("bn_") else 5e-4
@@ -157,7 +212,9 @@ def test_paper_configs_hold_the_papers_hyper_parameters(name):
 
 def test_every_shipped_config_is_valid_and_covered():
     names = {p.stem for p in CONFIG_DIR.glob("*.yaml")}
-    assert set(PAPER_ROWS) | {"digits"} <= names  # every paper row is shipped; baselines/ablations may add more
+    assert (
+        set(PAPER_ROWS) | {"digits"} <= names
+    )  # every paper row is shipped; baselines/ablations may add more
     for name in names:
         data = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
         load_config(CONFIG_DIR / f"{name}.yaml")

@@ -13,7 +13,9 @@ from eisnn import functional as EF
 from eisnn.functional import cpu_kernels
 from eisnn.functional.tiers import select_tier
 
-pytestmark = pytest.mark.skipif(not cpu_kernels.usable(torch.zeros(1)), reason="no C compiler: the kernels cannot be built")
+pytestmark = pytest.mark.skipif(
+    not cpu_kernels.usable(torch.zeros(1)), reason="no C compiler: the kernels cannot be built"
+)
 
 
 def _run_both(x: torch.Tensor, grad: torch.Tensor, **options):
@@ -29,20 +31,28 @@ def _run_both(x: torch.Tensor, grad: torch.Tensor, **options):
 
 @pytest.mark.parametrize("tau", [2.0, 3.0, 2.2])
 @pytest.mark.parametrize("surrogate", ["sigmoid", "arctan"])
-@pytest.mark.parametrize("shape", [(4, 3, 1000), (70, 2, 33), (2, 9000)])  # odd sizes; T > 64 (small blocks); 2 threads
-def test_kernels_match_the_pytorch_loop(tau: float, surrogate: str, shape: tuple[int, ...], monkeypatch) -> None:
+@pytest.mark.parametrize(
+    "shape", [(4, 3, 1000), (70, 2, 33), (2, 9000)]
+)  # odd sizes; T > 64 (small blocks); 2 threads
+def test_kernels_match_the_pytorch_loop(
+    tau: float, surrogate: str, shape: tuple[int, ...], monkeypatch
+) -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(shape, generator=gen) * 1.6
     x.view(-1)[:50] = 1.0  # H == V_th at t = 0: a spike
     grad = torch.randn(shape, generator=gen)
-    (s_kernel, g_kernel), (s_loop, g_loop) = _run_both(x, grad, tau=tau, surrogate=surrogate, alpha=4.0)
+    (s_kernel, g_kernel), (s_loop, g_loop) = _run_both(
+        x, grad, tau=tau, surrogate=surrogate, alpha=4.0
+    )
     assert torch.equal(s_kernel, s_loop), "spikes differ"
     assert 0.02 < float(s_kernel.mean()) < 0.98
     with torch.no_grad():
         assert torch.equal(EF.lif_multistep_fused(x, tau=tau, surrogate=surrogate), s_kernel)
     # The surrogate's 1 - sig(a u) rounds to within one float32 ulp of 1: an absolute error of
     # about a * 2^-24 * |dL/dS| per step in either implementation.
-    torch.testing.assert_close(g_kernel, g_loop, rtol=1e-5, atol=4.0 * 2.0**-23 * float(grad.abs().max()))
+    torch.testing.assert_close(
+        g_kernel, g_loop, rtol=1e-5, atol=4.0 * 2.0**-23 * float(grad.abs().max())
+    )
 
 
 def test_very_long_sequences_keep_their_history_on_the_heap(monkeypatch) -> None:
@@ -51,7 +61,9 @@ def test_very_long_sequences_keep_their_history_on_the_heap(monkeypatch) -> None
     grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
     (s_kernel, g_kernel), (s_loop, g_loop) = _run_both(x, grad)
     assert torch.equal(s_kernel, s_loop)
-    torch.testing.assert_close(g_kernel, g_loop, rtol=1e-5, atol=4.0 * 2.0**-23 * float(grad.abs().max()))
+    torch.testing.assert_close(
+        g_kernel, g_loop, rtol=1e-5, atol=4.0 * 2.0**-23 * float(grad.abs().max())
+    )
 
 
 def test_kernels_match_float64_reference(monkeypatch) -> None:
@@ -76,7 +88,9 @@ def test_non_contiguous_and_other_dtypes_use_the_loop(monkeypatch) -> None:
     assert select_tier(x, kernel_ready=False) == "fused"  # e.g. a surrogate the kernels lack
     monkeypatch.setenv("EISNN_CPU_KERNELS", "0")
     assert select_tier(x) == "fused"
-    assert torch.equal(EF.lif_multistep(x.transpose(1, 2)), EF.lif_multistep_eager(x.transpose(1, 2)))
+    assert torch.equal(
+        EF.lif_multistep(x.transpose(1, 2)), EF.lif_multistep_eager(x.transpose(1, 2))
+    )
 
 
 def test_missing_compiler_falls_back_with_one_warning(tmp_path) -> None:
@@ -93,7 +107,9 @@ def test_missing_compiler_falls_back_with_one_warning(tmp_path) -> None:
         "assert len(messages) == 1 and 'no-such-compiler' in messages[0], messages\n"
     )
     env = {**os.environ, "CC": "no-such-compiler", "EISNN_KERNEL_CACHE": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert not list(tmp_path.iterdir())
 
@@ -113,14 +129,20 @@ def _ei_case(spatial: tuple[int, ...], seed: int = 0):
     currents = torch.rand(n, e + i, *spatial, generator=gen)
     currents[0, e:, :2] = 0  # silent positions: zero denominators, replaced by the row minimum
     currents[1, e:] = 0  # a silent sample: row minimum +inf
-    params = [torch.rand(e, i, generator=gen), torch.rand(i, generator=gen) + 0.1, torch.rand(e, generator=gen) + 0.5,
-              torch.randn(e, generator=gen)]
+    params = [
+        torch.rand(e, i, generator=gen),
+        torch.rand(i, generator=gen) + 0.1,
+        torch.rand(e, generator=gen) + 0.5,
+        torch.randn(e, generator=gen),
+    ]
     return currents, params, torch.randn(n, e, *spatial, generator=gen)
 
 
 @pytest.mark.parametrize("stabilization", ["adaptive", "epsilon", "none"])
 @pytest.mark.parametrize("spatial", [(5, 7), (1, 1)])
-def test_ei_kernels_match_the_pytorch_ops(stabilization: str, spatial: tuple[int, ...], monkeypatch) -> None:
+def test_ei_kernels_match_the_pytorch_ops(
+    stabilization: str, spatial: tuple[int, ...], monkeypatch
+) -> None:
     """Forward bit-identical, backward to float rounding (its sums are reordered), against the
     PyTorch element-wise ops and the float64 eager reference."""
     currents, params, grad = _ei_case(spatial)
@@ -137,7 +159,11 @@ def test_ei_kernels_match_the_pytorch_ops(stabilization: str, spatial: tuple[int
     inputs64 = [currents.double().requires_grad_(), *(p.double().requires_grad_() for p in params)]
     ref = EF.ei_integrate_eager(inputs64[0][:, :8], inputs64[0][:, 8:], *inputs64[1:], **options)
     grads_ref = torch.autograd.grad(ref, inputs64, grad.double())
-    for name, got, ops, want in zip(["currents", "w_ei", "g_i", "g_e", "b_e"], grads_kernel, grads_ops, grads_ref):
+    for name, got, ops, want in zip(
+        ["currents", "w_ei", "g_i", "g_e", "b_e"], grads_kernel, grads_ops, grads_ref
+    ):
         scale = float(want.abs().max())
         torch.testing.assert_close(got, ops, rtol=1e-4, atol=1e-6 * scale, msg=name)
-        assert float((got.double() - want).abs().max()) <= 1e-5 * scale + 2 * float((ops.double() - want).abs().max()), name
+        assert float((got.double() - want).abs().max()) <= 1e-5 * scale + 2 * float(
+            (ops.double() - want).abs().max()
+        ), name

@@ -17,10 +17,13 @@ def _tiny_model():
     return model
 
 
-@pytest.mark.parametrize("make_opt", [
-    lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9, weight_decay=5e-4),
-    lambda p: torch.optim.AdamW(p, lr=0.05),
-])
+@pytest.mark.parametrize(
+    "make_opt",
+    [
+        lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9, weight_decay=5e-4),
+        lambda p: torch.optim.AdamW(p, lr=0.05),
+    ],
+)
 def test_dale_holds_after_random_steps(make_opt):
     model = _tiny_model()
     opt = make_opt(model.parameters())
@@ -43,7 +46,13 @@ def test_split_and_project():
     model = _tiny_model()
     constrained, free = split_parameters(model)
     names = {id(p): n for n, p in model.named_parameters()}
-    assert {names[id(p)].rsplit(".", 1)[1] for p in constrained} == {"w_ee", "w_ie", "w_ei", "g_i", "g_e"}
+    assert {names[id(p)].rsplit(".", 1)[1] for p in constrained} == {
+        "w_ee",
+        "w_ie",
+        "w_ei",
+        "g_i",
+        "g_e",
+    }
     assert {names[id(p)].rsplit(".", 1)[1] for p in free} == {"b_e"}
     with torch.no_grad():
         for p in model.parameters():

@@ -17,13 +17,20 @@ def _packet(etype, events_bytes, n, overflow=0, size=8):
 
 def _polarity_bytes(x, y, p, ts):
     words = np.empty((len(x), 2), dtype="<u4")
-    words[:, 0] = (np.asarray(x, np.uint32) << 17) | (np.asarray(y, np.uint32) << 2) | (np.asarray(p, np.uint32) << 1) | 1
+    words[:, 0] = (
+        (np.asarray(x, np.uint32) << 17)
+        | (np.asarray(y, np.uint32) << 2)
+        | (np.asarray(p, np.uint32) << 1)
+        | 1
+    )
     words[:, 1] = ts
     return words.tobytes()
 
 
 def _header31(*extra):
-    return b"".join(line + b"\r\n" for line in (b"#!AER-DAT3.1", b"#Format: RAW", *extra, b"#!END-HEADER"))
+    return b"".join(
+        line + b"\r\n" for line in (b"#!AER-DAT3.1", b"#Format: RAW", *extra, b"#!END-HEADER")
+    )
 
 
 def _read_packet_headers(path):
@@ -39,9 +46,11 @@ def _read_packet_headers(path):
 
 def test_aedat31_hand_built_file_with_special_packet_and_overflow(tmp_path):
     path = tmp_path / "rec.aedat"
-    special = _packet(0, np.arange(6, dtype="<u4").tobytes(), 3)          # 3 special events, skipped
+    special = _packet(0, np.arange(6, dtype="<u4").tobytes(), 3)  # 3 special events, skipped
     first = _packet(1, _polarity_bytes([1, 2], [3, 4], [0, 1], [10, 20]), 2, overflow=0)
-    second = _packet(1, _polarity_bytes([127, 0, 5], [0, 127, 6], [1, 0, 1], [5, 6, 7]), 3, overflow=1)
+    second = _packet(
+        1, _polarity_bytes([127, 0, 5], [0, 127, 6], [1, 0, 1], [5, 6, 7]), 3, overflow=1
+    )
     path.write_bytes(_header31(b"#Source 1: DVS128") + special + first + second)
     ev = read_events(path)
     assert ev["t"].dtype == np.int64 and ev["p"].dtype == np.uint8
@@ -54,12 +63,16 @@ def test_aedat31_hand_built_file_with_special_packet_and_overflow(tmp_path):
 def test_aedat31_writer_round_trip_several_packets_and_overflow(tmp_path):
     rng = np.random.default_rng(0)
     n = 2500
-    t = np.sort(np.concatenate([rng.integers(0, 1 << 31, n - 700), rng.integers(1 << 31, (1 << 31) + 10**6, 700)]))
+    t = np.sort(
+        np.concatenate(
+            [rng.integers(0, 1 << 31, n - 700), rng.integers(1 << 31, (1 << 31) + 10**6, 700)]
+        )
+    )
     events = make_events(t, rng.integers(0, 128, n), rng.integers(0, 128, n), rng.integers(0, 2, n))
     path = tmp_path / "w.aedat"
     write_aedat31(path, events, packet_size=1000)
     headers = _read_packet_headers(path)
-    assert [h[6] for h in headers] == [1000, 800, 700]          # never straddles the overflow
+    assert [h[6] for h in headers] == [1000, 800, 700]  # never straddles the overflow
     assert [h[4] for h in headers] == [0, 0, 1]
     back = read_events(path)
     for key in "txyp":
@@ -72,7 +85,10 @@ def test_aedat31_truncated_and_corrupted_files_name_the_file(tmp_path):
         "cut_body.aedat": (good[:-3], "truncated packet"),
         "cut_header.aedat": (good + b"\x01\x00\x01", "truncated packet header"),
         "no_end.aedat": (b"#!AER-DAT3.1\r\n#Format: RAW\r\n", "END-HEADER"),
-        "bad_number.aedat": (_header31() + PACKET.pack(1, 1, 8, 4, 0, 1, 5, 1) + b"\0" * 8, "corrupted packet header"),
+        "bad_number.aedat": (
+            _header31() + PACKET.pack(1, 1, 8, 4, 0, 1, 5, 1) + b"\0" * 8,
+            "corrupted packet header",
+        ),
         "bad_size.aedat": (_header31() + _packet(1, b"\0" * 12, 1, size=12), "eventSize 12"),
     }
     for name, (data, message) in cases.items():
@@ -101,8 +117,12 @@ def test_aedat2_hand_built_file_paper_orientation(tmp_path):
 def test_aedat2_writer_round_trip_and_headerless(tmp_path):
     rng = np.random.default_rng(1)
     n = 1000
-    events = make_events(np.sort(rng.integers(0, 1 << 32, n)), rng.integers(0, 128, n),
-                         rng.integers(0, 128, n), rng.integers(0, 2, n))
+    events = make_events(
+        np.sort(rng.integers(0, 1 << 32, n)),
+        rng.integers(0, 128, n),
+        rng.integers(0, 128, n),
+        rng.integers(0, 2, n),
+    )
     for lines in (("#!AER-DAT2.0", "# line two", "# line three"), ()):
         path = tmp_path / f"h{len(lines)}.aedat"
         write_aedat2(path, events, header_lines=lines)

@@ -29,15 +29,25 @@ def _gesture_tree(root, rng):
     folder = root / "DvsGesture"
     folder.mkdir(parents=True)
     trials = {
-        "user01_fluorescent": ([(1, 100_000, 300_000), (11, 250_000, 500_000), (1, 600_000, 700_000)], {}),
+        "user01_fluorescent": (
+            [(1, 100_000, 300_000), (11, 250_000, 500_000), (1, 600_000, 700_000)],
+            {},
+        ),
         "user02_led": ([(5, 0, 400_000), (5, 0, 400_000)], {}),
-        "user03_natural": ([(3, 1000, 1_200), (7, 500_000, 900_000)], {"hot_pixel": (9, 4), "hot_count": 1200}),
+        "user03_natural": (
+            [(3, 1000, 1_200), (7, 500_000, 900_000)],
+            {"hot_pixel": (9, 4), "hot_count": 1200},
+        ),
     }
     recordings = {}
     for name, (rows, hot) in trials.items():
-        if hot:   # 1200 events at one pixel inside row 1's window: 300 per frame at T=4, beyond uint8
+        if (
+            hot
+        ):  # 1200 events at one pixel inside row 1's window: 300 per frame at T=4, beyond uint8
             ev = _random_events(rng, 5000, 1_000_000)
-            burst = make_events(np.full(1200, 1100), np.full(1200, 9), np.full(1200, 4), np.ones(1200))
+            burst = make_events(
+                np.full(1200, 1100), np.full(1200, 9), np.full(1200, 4), np.ones(1200)
+            )
             ev = {k: np.concatenate([burst[k], ev[k]]) for k in ev}
             order = np.argsort(ev["t"], kind="stable")
             ev = {k: v[order] for k, v in ev.items()}
@@ -45,7 +55,8 @@ def _gesture_tree(root, rng):
             ev = _random_events(rng, 5000, 1_000_000)
         write_aedat31(folder / f"{name}.aedat", ev, packet_size=700)
         (folder / f"{name}_labels.csv").write_text(
-            "class,startTime_usec,endTime_usec\n" + "".join(f"{c},{s},{e}\n" for c, s, e in rows))
+            "class,startTime_usec,endTime_usec\n" + "".join(f"{c},{s},{e}\n" for c, s, e in rows)
+        )
         recordings[name] = (ev, rows)
     (folder / "trials_to_train.txt").write_text("user01_fluorescent.aedat\nuser02_led.aedat\n")
     (folder / "trials_to_test.txt").write_text("user03_natural.aedat\n")
@@ -56,7 +67,9 @@ def test_gesture_segmentation_frames_and_labels(tmp_path):
     rng = np.random.default_rng(0)
     folder, recordings = _gesture_tree(tmp_path, rng)
     cache = tmp_path / "cache"
-    train = create_dataset("dvs128_gesture", tmp_path, train=True, T=4, augment=False, cache_dir=cache)
+    train = create_dataset(
+        "dvs128_gesture", tmp_path, train=True, T=4, augment=False, cache_dir=cache
+    )
     assert len(train) == 5 and train.labels.tolist() == [0, 10, 0, 4, 4]
     x, label = train[1]
     assert x.shape == (4, 2, 48, 48) and x.dtype == torch.float32 and label == 10
@@ -65,10 +78,14 @@ def test_gesture_segmentation_frames_and_labels(tmp_path):
     expected = events_to_frames({k: v[inside] for k, v in ev.items()}, T=4)
     np.testing.assert_array_equal(train.store[1], expected)
     assert train.store[1].dtype == np.uint8
-    test = create_dataset("dvs128_gesture", folder, train=False, T=4, augment=False, cache_dir=cache)
+    test = create_dataset(
+        "dvs128_gesture", folder, train=False, T=4, augment=False, cache_dir=cache
+    )
     assert len(test) == 2 and test.store[0].dtype == np.uint16 and test.store[0].max() >= 300
-    paper = create_dataset("dvs128_gesture", tmp_path, train=True, T=4, cache_dir=cache, label_order="paper")
-    assert paper.labels.tolist() == [0, 2, 0, 5, 5]                   # "10" sorts third among "0".."10"
+    paper = create_dataset(
+        "dvs128_gesture", tmp_path, train=True, T=4, cache_dir=cache, label_order="paper"
+    )
+    assert paper.labels.tolist() == [0, 2, 0, 5, 5]  # "10" sorts third among "0".."10"
     x, _ = paper[0]
     assert x.shape == (4, 2, 48, 48)
 
@@ -94,7 +111,9 @@ def test_frame_cache_reused_per_T_and_split_mode_never_for_another_T(tmp_path, m
     assert five.store.directory != first.store.directory and five.store[0].shape == (5, 2, 128, 128)
     assert five[0][0].shape == (5, 2, 48, 48)
     # a cache folder whose key says another T (e.g. renamed by hand) is rebuilt, not reused
-    (first.store.directory / "meta.json").write_text(json.dumps({**meta, "key": {**meta["key"], "T": 7}}))
+    (first.store.directory / "meta.json").write_text(
+        json.dumps({**meta, "key": {**meta["key"], "T": 7}})
+    )
     rebuilt = create_dataset("dvs128_gesture", tmp_path, train=True, T=4, cache_dir=cache)
     assert rebuilt.store.key["T"] == 4 and np.array_equal(rebuilt.store[2], first.store[2])
     assert not list(cache.rglob(".*building*"))
@@ -106,10 +125,15 @@ def test_gesture_errors(tmp_path):
     assert "dvs128_gesture" in str(err.value) and "trials_to_train.txt" in str(err.value)
     folder, _ = _gesture_tree(tmp_path, np.random.default_rng(2))
     (folder / "user02_led_labels.csv").write_text(
-        "class,startTime_usec,endTime_usec\n5,0,400000\n6,2000000,2100000\n")
-    with pytest.raises(ValueError, match=r"user02_led_labels.csv: row 2 .*outside the recording user02_led.aedat"):
+        "class,startTime_usec,endTime_usec\n5,0,400000\n6,2000000,2100000\n"
+    )
+    with pytest.raises(
+        ValueError, match=r"user02_led_labels.csv: row 2 .*outside the recording user02_led.aedat"
+    ):
         create_dataset("dvs128_gesture", tmp_path, train=True, cache_dir=tmp_path / "c")
-    (folder / "user02_led_labels.csv").write_text("class,startTime_usec,endTime_usec\n12,0,400000\n")
+    (folder / "user02_led_labels.csv").write_text(
+        "class,startTime_usec,endTime_usec\n12,0,400000\n"
+    )
     with pytest.raises(ValueError, match="row 1 invalid"):
         create_dataset("dvs128_gesture", tmp_path, train=True, cache_dir=tmp_path / "c")
     (folder / "user02_led.aedat").unlink()
@@ -163,7 +187,9 @@ def test_emulator_files_parse_segment_integrate(digits_dvs_root):
     assert inside.sum() > 1000 and set(np.unique(ev["p"][inside])) == {0, 1}
     x, label = train[3]
     assert label == cls - 1 and x.shape == (4, 2, 32, 32) and x.sum() == inside.sum()
-    np.testing.assert_array_equal(x.numpy(), events_to_frames({k: v[inside] for k, v in ev.items()}, 4, size=(32, 32)))
+    np.testing.assert_array_equal(
+        x.numpy(), events_to_frames({k: v[inside] for k, v in ev.items()}, 4, size=(32, 32))
+    )
     augmented = create_dataset("digits_dvs", digits_dvs_root, train=True, T=4)
     assert augmented[3][0].shape == (4, 2, 32, 32) and not torch.equal(augmented[3][0], x)
 
@@ -182,7 +208,9 @@ def test_tiny_ei_snn_learns_emulated_digits(digits_dvs_root):
     T, info = 4, dataset_info("digits_dvs")
     train = create_dataset("digits_dvs", digits_dvs_root, train=True, T=T)
     test = create_dataset("digits_dvs", digits_dvs_root, train=False, T=T, augment=False)
-    model = create_model("ei_mlp", info.num_classes, info.in_channels, T, image_size=info.image_size, hidden=(64,))
+    model = create_model(
+        "ei_mlp", info.num_classes, info.in_channels, T, image_size=info.image_size, hidden=(64,)
+    )
     loader = DataLoader(train, batch_size=32, shuffle=True, drop_last=True)
     eisnn.ei_init(model, next(iter(loader))[0])
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

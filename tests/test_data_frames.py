@@ -9,8 +9,12 @@ from eisnn.data.aedat import make_events
 
 def _events(t, x=None, y=None, p=None):
     n = len(t)
-    return make_events(t, x if x is not None else np.zeros(n), y if y is not None else np.zeros(n),
-                       p if p is not None else np.zeros(n))
+    return make_events(
+        t,
+        x if x is not None else np.zeros(n),
+        y if y is not None else np.zeros(n),
+        p if p is not None else np.zeros(n),
+    )
 
 
 def test_channel_and_axis_order():
@@ -36,13 +40,17 @@ def test_by_number_fewer_events_than_frames():
 
 def test_by_time_windows_and_empty_window():
     f = events_to_frames(_events([100, 101, 102, 110, 111, 130]), T=3, split_by="time", size=(1, 1))
-    np.testing.assert_array_equal(f[:, 0, 0, 0], [3, 2, 1])           # dt = 10: [100,110) [110,120) [120, ...)
+    np.testing.assert_array_equal(
+        f[:, 0, 0, 0], [3, 2, 1]
+    )  # dt = 10: [100,110) [110,120) [120, ...)
     f = events_to_frames(_events([0, 1, 2, 30]), T=3, split_by="time", size=(1, 1))
-    np.testing.assert_array_equal(f[:, 0, 0, 0], [3, 0, 1])           # the middle window is empty
+    np.testing.assert_array_equal(f[:, 0, 0, 0], [3, 0, 1])  # the middle window is empty
     f = events_to_frames(_events([7, 7, 7]), T=4, split_by="time", size=(1, 1))
-    np.testing.assert_array_equal(f[:, 0, 0, 0], [0, 0, 0, 3])        # dt = 0: everything in the last frame
+    np.testing.assert_array_equal(
+        f[:, 0, 0, 0], [0, 0, 0, 3]
+    )  # dt = 0: everything in the last frame
     f = events_to_frames(_events([0, 5, 10, 15, 20, 21, 22]), T=4, split_by="time", size=(1, 1))
-    np.testing.assert_array_equal(f[:, 0, 0, 0], [1, 1, 1, 4])        # dt = 5, last frame from t0 + 15 on
+    np.testing.assert_array_equal(f[:, 0, 0, 0], [1, 1, 1, 4])  # dt = 5, last frame from t0 + 15 on
 
 
 def test_counts_accumulate_and_events_are_time_sorted():

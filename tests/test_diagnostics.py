@@ -12,7 +12,14 @@ import pytest
 import torch
 from torch import nn
 
-from eisnn.diagnostics import GradientNorms, Recorder, dale_pinned, diagnosed_layers, firing_stats, spike_counts
+from eisnn.diagnostics import (
+    GradientNorms,
+    Recorder,
+    dale_pinned,
+    diagnosed_layers,
+    firing_stats,
+    spike_counts,
+)
 from eisnn.models import create_model
 from eisnn.nn import LIF, EILinear
 
@@ -40,7 +47,9 @@ def test_ei_statistics_of_a_hand_built_layer():
     assert s["i_active"] == pytest.approx(0.5) and s["i_mean"] == pytest.approx(0.75)
     assert s["div_mean"] == pytest.approx(0.75)
     assert s["div_std"] == pytest.approx(math.sqrt(1.25 - 0.75**2))
-    assert s["div_zero"] == pytest.approx(0.5)  # two rows of four zeros: replaced by the stabilization
+    assert s["div_zero"] == pytest.approx(
+        0.5
+    )  # two rows of four zeros: replaced by the stabilization
     assert s["div_empty"] == pytest.approx(0.5)  # ... and those rows have no positive entry at all
     assert s["dale_pinned"] == pytest.approx(1 / 19)  # the one zero of W_IE among 8+2+4+1+4 values
 
@@ -56,7 +65,9 @@ def test_firing_statistics_of_a_known_spike_pattern():
     assert s["e_rate"] == pytest.approx(10 / 24)
     assert s["silent"] == pytest.approx(1 / 3) and s["saturated"] == pytest.approx(1 / 3)
     counts = spike_counts(spikes)
-    assert firing_stats(counts, 8) == pytest.approx({"e_rate": 10 / 24, "silent": 1 / 3, "saturated": 1 / 3})
+    assert firing_stats(counts, 8) == pytest.approx(
+        {"e_rate": 10 / 24, "silent": 1 / 3, "saturated": 1 / 3}
+    )
 
 
 def test_dale_pinned_counts_zero_constrained_values_only():
@@ -71,7 +82,16 @@ def test_dale_pinned_counts_zero_constrained_values_only():
 def test_gradient_norms_per_parameter_kind():
     model = nn.Sequential(hand_built_layer(), nn.Linear(4, 2, bias=True))
     norms = GradientNorms(model)
-    assert list(norms) == ["w_ei", "g_i", "g_e", "b_e", "w_ee", "w_ie", "linear.weight", "linear.bias"]
+    assert list(norms) == [
+        "w_ei",
+        "g_i",
+        "g_e",
+        "b_e",
+        "w_ee",
+        "w_ie",
+        "linear.weight",
+        "linear.bias",
+    ]
     for scale in (1.0, 3.0):
         for p in model.parameters():
             p.grad = torch.full_like(p, scale)
@@ -91,7 +111,9 @@ def test_layers_are_named_after_their_spiking_units():
     assert probes["stem"].ei is ei.stem.current[1] and probes["stem"].lif is ei.stem.lif
     assert probes["head.module"].lif is None  # the readout has no neurons
     bn = diagnosed_layers(create_model("bn_mlp", 10, 1, 2, image_size=4, hidden=(8, 8)))
-    assert list(bn) == ["stem", "body.0"] and all(p.ei is None and p.lif is not None for p in bn.values())
+    assert list(bn) == ["stem", "body.0"] and all(
+        p.ei is None and p.lif is not None for p in bn.values()
+    )
 
 
 def _hooks(model: nn.Module) -> int:
@@ -162,7 +184,8 @@ def test_the_report_fills_only_its_marked_blocks(monkeypatch):
 
 
 def test_study_grid_covers_every_variant_at_both_depths_with_at_least_11_weight_layers(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     grid = experiment("study_grid", monkeypatch)
     DEPTHS, VARIANTS, plan = grid.DEPTHS, grid.VARIANTS, grid.plan
     from eisnn.train.config import from_dict
@@ -176,7 +199,9 @@ def test_study_grid_covers_every_variant_at_both_depths_with_at_least_11_weight_
         if spec.seed == 0 and spec.dataset == "digits":
             cfg = from_dict(spec.config(tmp_path, str(tmp_path)))
             model = build_model(cfg)
-            counts[(spec.depth, cfg.model)] = sum(isinstance(m, (nn.Linear, EILinear)) for m in model.modules())
+            counts[(spec.depth, cfg.model)] = sum(
+                isinstance(m, (nn.Linear, EILinear)) for m in model.modules()
+            )
     assert {n for (depth, _), n in counts.items() if depth.startswith("deep")} == {11}
     assert {n for (depth, _), n in counts.items() if depth.startswith("shallow")} == {3}
     assert {model for _, model in counts} == {"ei_mlp", "bn_mlp", "plain_mlp"}
@@ -193,7 +218,7 @@ def test_recorded_currents_are_the_ones_the_convolution_integrates():
     x[0] = 0  # a silent sample: its div row is all zero
     ei_init(layer, x)
     c = layer.lateral_currents(x)
-    per = lambda p: p.view(1, -1, 1, 1)  # noqa: E731
+    per = lambda p: p.view(1, -1, 1, 1)
     expected = per(layer.g_e) * (c["i_ee"] - c["sub"]) / stabilize(c["div"]) + per(layer.b_e)
     with Recorder(nn.Sequential(layer)) as rec:
         out = layer(x)
@@ -232,6 +257,8 @@ def test_spiking_inhibitory_units_and_reparametrized_dale_are_diagnosed():
         s_i = layer.i_population(layer.currents(x)[1])
     s = rec.summary()["0"]
     assert set(s_i.unique().tolist()) == {0.0, 1.0}  # the I units spike, not all of them
-    assert s["i_mean"] == pytest.approx(float(s_i.mean())) and s["i_active"] == pytest.approx(float(s_i.mean()))
+    assert s["i_mean"] == pytest.approx(float(s_i.mean())) and s["i_active"] == pytest.approx(
+        float(s_i.mean())
+    )
     assert torch.isfinite(out).all() and s["dale_pinned"] == 0.0  # softplus is never exactly 0
     assert set(GradientNorms(model)) == {"w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e"}

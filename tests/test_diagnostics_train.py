@@ -19,9 +19,24 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny(tmp_path, **changes):
-    base = dict(model="ei_mlp", dataset="digits", image_size=8, T=2, epochs=2, batch_size=64, limit_batches=2,
-                lr=0.01, warmup_epochs=0.5, warmup_start_lr=1e-4, progress=False, histograms=False, plots=False,
-                out_dir=str(tmp_path), name="run", hidden=[16, 16, 16])
+    base = dict(
+        model="ei_mlp",
+        dataset="digits",
+        image_size=8,
+        T=2,
+        epochs=2,
+        batch_size=64,
+        limit_batches=2,
+        lr=0.01,
+        warmup_epochs=0.5,
+        warmup_start_lr=1e-4,
+        progress=False,
+        histograms=False,
+        plots=False,
+        out_dir=str(tmp_path),
+        name="run",
+        hidden=[16, 16, 16],
+    )
     return from_dict({**base, **changes})
 
 
@@ -42,16 +57,23 @@ def test_diagnostics_reach_csv_tensorboard_histograms_and_plots(tmp_path, capsys
     for row in rows:
         for layer in layers[:3]:
             assert 0 < float(row[f"diag/{layer}/e_rate"]) < 1
-            assert float(row[f"diag/{layer}/e_rate"]) == pytest.approx(float(row[f"rate/{layer}.lif"]))
+            assert float(row[f"diag/{layer}/e_rate"]) == pytest.approx(
+                float(row[f"rate/{layer}.lif"])
+            )
             assert 0 <= float(row[f"diag/{layer}/silent"]) <= 1
         for layer in layers:
-            assert 0 <= float(row[f"diag/{layer}/div_zero"]) <= 1 and float(row[f"diag/{layer}/balance"]) > 0
+            assert (
+                0 <= float(row[f"diag/{layer}/div_zero"]) <= 1
+                and float(row[f"diag/{layer}/balance"]) > 0
+            )
         for kind in ("w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e"):
             assert float(row[f"grad/{kind}"]) > 0
     assert "diag/head.module/e_rate" not in rows[0]  # the readout has no neurons
     assert sorted(p.name for p in (run / "diagnostics").iterdir()) == ["histograms_epoch2.npz"]
     data = np.load(run / "diagnostics" / "histograms_epoch2.npz")
-    assert {"weight/stem/w_ee", "current/body.1/div", "current/head.module/i_int"} <= set(data.files)
+    assert {"weight/stem/w_ee", "current/body.1/div", "current/head.module/i_int"} <= set(
+        data.files
+    )
     tags = EventAccumulator(str(run / "tensorboard")).Reload().Tags()["scalars"]
     assert {"diag/stem/balance", "grad/w_ei"} <= set(tags)
     assert not (run / "plots").exists()  # plots: false
@@ -73,12 +95,15 @@ def test_plot_command_needs_a_run_directory(tmp_path, capsys):
     assert "no metrics.csv" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"histogram_epochs": [0]}, "histogram_epochs: must be >= 1"),
-    ({"histogram_epochs": ["1"]}, "histogram_epochs: expected list"),
-    ({"diagnostics_every": 0}, "diagnostics_every: must be >= 1"),
-    ({"hidden": [8, 0]}, "hidden: must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"histogram_epochs": [0]}, "histogram_epochs: must be >= 1"),
+        ({"histogram_epochs": ["1"]}, "histogram_epochs: expected list"),
+        ({"diagnostics_every": 0}, "diagnostics_every: must be >= 1"),
+        ({"hidden": [8, 0]}, "hidden: must be >= 1"),
+    ],
+)
 def test_bad_diagnostics_keys_are_named(changes, message):
     with pytest.raises(ConfigError, match=message):
         from_dict(changes)
@@ -86,10 +111,13 @@ def test_bad_diagnostics_keys_are_named(changes, message):
 
 def test_study_command_trains_a_small_grid_and_writes_the_report(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "experiments"))
-    study, report, command = (importlib.import_module(name) for name in
-                              ("study_grid", "study_report", "study"))
+    study, report, command = (
+        importlib.import_module(name) for name in ("study_grid", "study_report", "study")
+    )
     monkeypatch.setattr(study, "BASE", {**study.BASE, "limit_batches": 2, "T": 2})
-    monkeypatch.setitem(study.DATASETS, "digits", {"dataset": "digits", "image_size": 8, "epochs": 2})
+    monkeypatch.setitem(
+        study.DATASETS, "digits", {"dataset": "digits", "image_size": 8, "epochs": 2}
+    )
     monkeypatch.setattr(study, "DEPTHS", {"deep (2 weight layers)": [8]})
     monkeypatch.setattr(report, "DEPTHS", study.DEPTHS)
     variants = {k: study.VARIANTS[k] for k in ("E-I (full method)", "no E-I Init (standard init)")}
@@ -98,14 +126,32 @@ def test_study_command_trains_a_small_grid_and_writes_the_report(tmp_path, monke
     out, md = tmp_path / "study", tmp_path / "docs" / "results.md"
     md.parent.mkdir()
     shutil.copy(ROOT / "docs" / "results.md", md)  # the document: prose by hand, measured blocks
-    args = ["--out", str(out), "--data-dir", str(tmp_path), "--datasets", "digits", "--seeds", "2",
-            "--workers", "1", "--report", str(md)]
+    args = [
+        "--out",
+        str(out),
+        "--data-dir",
+        str(tmp_path),
+        "--datasets",
+        "digits",
+        "--seeds",
+        "2",
+        "--workers",
+        "1",
+        "--report",
+        str(md),
+    ]
     assert command.main(args) == 0
     text = md.read_text()
     assert "4 runs (1 datasets x 1 depths x 2 variants x 2 seeds)" in text
     assert "84 runs" not in text and "| shallow (3 weight layers) |" not in text  # blocks replaced
-    row = next(line for line in text.splitlines() if line.startswith("| deep (2 weight layers) | no E-I Init"))
-    assert "| 0/2 | 0/2 | 2/2 | 0.000 | 0.000 |" in row  # not diverged, not exploded, collapsed, silent
+    row = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("| deep (2 weight layers) | no E-I Init")
+    )
+    assert (
+        "| 0/2 | 0/2 | 2/2 | 0.000 | 0.000 |" in row
+    )  # not diverged, not exploded, collapsed, silent
     assert "collapsed 2/2" in text and "## Discussion" in text
     assert (md.parent / "figures" / "study_digits.png").read_bytes()[:4] == b"\x89PNG"
     md.write_text(text.replace("## Discussion\n", "## Discussion\n\nkept by hand\n", 1))

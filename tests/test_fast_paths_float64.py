@@ -123,7 +123,11 @@ def test_single_layer_float32_matches_float64(tier, conv, stabilization) -> None
     x = torch.rand(shape, generator=gen, dtype=torch.float64)
     x[0] = 0  # a silent sample: div == 0 everywhere (adaptive: +inf, the output is b_E)
     torch.manual_seed(5)
-    layer = EIConv2d(3, 16, 3, padding=1, stabilization=stabilization) if conv else EILinear(40, 16, stabilization=stabilization)
+    layer = (
+        EIConv2d(3, 16, 3, padding=1, stabilization=stabilization)
+        if conv
+        else EILinear(40, 16, stabilization=stabilization)
+    )
     layer = layer.double()
     layer.ei_init_from(x[1:], gen)
     with torch.no_grad():
@@ -146,4 +150,6 @@ def test_single_layer_float32_matches_float64(tier, conv, stabilization) -> None
     torch.testing.assert_close(out.double()[finite], out_ref[finite], rtol=1e-5, atol=1e-5)
     for name, ref in ref_grads.items():
         scale = float(ref.abs().max())
-        torch.testing.assert_close(grads[name].double(), ref, rtol=1e-4, atol=1e-5 * scale, msg=name)
+        torch.testing.assert_close(
+            grads[name].double(), ref, rtol=1e-4, atol=1e-5 * scale, msg=name
+        )

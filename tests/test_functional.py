@@ -122,5 +122,8 @@ def test_gradient_scaling_is_exactly_one_over_d():
 
 def test_no_host_sync_ops_in_integration():
     """The integration runs on meta tensors, which cannot be read on the host."""
-    args = [torch.empty(s, device="meta") for s in [(4, 8, 3, 3), (4, 2, 3, 3), (8, 2), (2,), (8,), (8,)]]
+    args = [
+        torch.empty(s, device="meta")
+        for s in [(4, 8, 3, 3), (4, 2, 3, 3), (8, 2), (2,), (8,), (8,)]
+    ]
     assert _integrate(*args).shape == (4, 8, 3, 3)

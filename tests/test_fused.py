@@ -22,9 +22,8 @@ def test_default_tier_is_the_fused_node_and_eager_can_be_forced() -> None:
     with EF.use_tier("eager"):
         assert "EIIntegrate" not in EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e).grad_fn.name()
         assert "LIFMultistep" not in EF.lif_multistep(x).grad_fn.name()
-    with pytest.raises(ValueError, match="tier"):
-        with EF.use_tier("fastest"):
-            pass
+    with pytest.raises(ValueError, match="tier"), EF.use_tier("fastest"):
+        pass
 
 
 @pytest.mark.parametrize("tau", [2.0, 3.0])
@@ -60,14 +59,23 @@ def _ei_inputs(spatial: tuple[int, ...], dtype: torch.dtype) -> list[torch.Tenso
     else:
         currents[0, e:] = 0
     currents[1, e:] = 0  # a silent row: div == 0 everywhere, row minimum +inf
-    params = [torch.rand(e, i, dtype=dtype), torch.rand(i, dtype=dtype) + 0.1, torch.rand(e, dtype=dtype) + 0.5, torch.randn(e, dtype=dtype)]
+    params = [
+        torch.rand(e, i, dtype=dtype),
+        torch.rand(i, dtype=dtype) + 0.1,
+        torch.rand(e, dtype=dtype) + 0.5,
+        torch.randn(e, dtype=dtype),
+    ]
     return [currents.requires_grad_(), *(p.requires_grad_() for p in params)]
 
 
 @pytest.mark.parametrize("stabilization", ["adaptive", "epsilon", "none"])
-@pytest.mark.parametrize("spatial", [(4, 5), (1, 2), ()])  # many positions, fewer positions than I units, linear
+@pytest.mark.parametrize(
+    "spatial", [(4, 5), (1, 2), ()]
+)  # many positions, fewer positions than I units, linear
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_ei_fused_matches_eager(stabilization: str, spatial: tuple[int, ...], dtype: torch.dtype) -> None:
+def test_ei_fused_matches_eager(
+    stabilization: str, spatial: tuple[int, ...], dtype: torch.dtype
+) -> None:
     currents, w_ei, g_i, g_e, b_e = inputs = _ei_inputs(spatial, dtype)
     if stabilization == "none":
         with torch.no_grad():
@@ -82,20 +90,26 @@ def test_ei_fused_matches_eager(stabilization: str, spatial: tuple[int, ...], dt
 
     def close(got: torch.Tensor, want: torch.Tensor, msg: str) -> None:
         got, want = got.detach(), want.detach()
-        torch.testing.assert_close(got, want, rtol=rtol, atol=rtol * 1e-2 * float(want.abs().max()), msg=msg)
+        torch.testing.assert_close(
+            got, want, rtol=rtol, atol=rtol * 1e-2 * float(want.abs().max()), msg=msg
+        )
 
     close(out, ref, "output")
     close(split, ref, "output of ei_integrate")
     if stabilization == "adaptive":
         assert torch.equal(out[1], b_e.detach().view(-1, *[1] * len(spatial)).expand_as(out[1]))
-    for name, got, want in zip(["currents", "w_ei", "g_i", "g_e", "b_e"], _grads(out, inputs), _grads(ref, inputs)):
+    for name, got, want in zip(
+        ["currents", "w_ei", "g_i", "g_e", "b_e"], _grads(out, inputs), _grads(ref, inputs)
+    ):
         close(got, want, name)
 
 
 @pytest.mark.parametrize("options", [{"readout": True}, {"ste": False}])
 def test_ei_unfused_configurations_use_the_reference(options: dict) -> None:
     currents, w_ei, g_i, g_e, b_e = _ei_inputs((3, 3), torch.float64)
-    assert not EF.fused_supported(options.get("readout", False), "adaptive", options.get("ste", True))
+    assert not EF.fused_supported(
+        options.get("readout", False), "adaptive", options.get("ste", True)
+    )
     ref = EF.ei_integrate_eager(currents[:, :E], currents[:, E:], w_ei, g_i, g_e, b_e, **options)
     out = EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e, **options)
     assert torch.equal(out, ref)
@@ -107,7 +121,13 @@ def test_ei_fused_rejects_unknown_stabilization() -> None:
         EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e, stabilization="clip")
 
 
-LAYER_OPTIONS = [{}, {"readout": True}, {"ste": False}, {"stabilization": "epsilon", "epsilon": 1e-3}, {"scale_w_ei_grad": False}]
+LAYER_OPTIONS = [
+    {},
+    {"readout": True},
+    {"ste": False},
+    {"stabilization": "epsilon", "epsilon": 1e-3},
+    {"scale_w_ei_grad": False},
+]
 
 
 @pytest.mark.parametrize("options", LAYER_OPTIONS, ids=lambda o: ",".join(o) or "default")
@@ -115,21 +135,45 @@ LAYER_OPTIONS = [{}, {"readout": True}, {"ste": False}, {"stabilization": "epsil
 def test_layer_matches_eager_composition(conv: bool, options: dict) -> None:
     """A whole layer (stacked input map, fused integration, 1/d scaling of W_EI's gradient)
     against the eager composition of its currents, forward and every parameter gradient."""
-    layer = (EIConv2d(3, 8, 3, padding=1, init="standard", **options) if conv else EILinear(12, 8, init="standard", **options)).double()
-    x = torch.rand(5, 3, 6, 6, dtype=torch.float64) if conv else torch.rand(5, 12, dtype=torch.float64)
+    layer = (
+        EIConv2d(3, 8, 3, padding=1, init="standard", **options)
+        if conv
+        else EILinear(12, 8, init="standard", **options)
+    ).double()
+    x = (
+        torch.rand(5, 3, 6, 6, dtype=torch.float64)
+        if conv
+        else torch.rand(5, 12, dtype=torch.float64)
+    )
     with torch.no_grad():
         if conv:
             x[0, :, :3] = 0  # silent positions: zero denominators replaced by the row minimum
         else:
             x[1] = 0  # a silent sample: its row minimum is +inf
-        layer.w_ee.mul_(torch.rand_like(layer.w_ee) * 2)  # E drive above or below I drive: currents of both signs
-    names = ["w_ee", "w_ie", "w_ei"] + ([] if options.get("readout") else ["g_i", "g_e", "b_e"])  # a readout uses no gains
+        layer.w_ee.mul_(
+            torch.rand_like(layer.w_ee) * 2
+        )  # E drive above or below I drive: currents of both signs
+    names = ["w_ee", "w_ie", "w_ei"] + (
+        [] if options.get("readout") else ["g_i", "g_e", "b_e"]
+    )  # a readout uses no gains
     params = [getattr(layer, name) for name in names]
     out = layer(x)
     i_ee, i_i = layer.currents(x)
     w_ei = EF.divide_grad(layer.w_ei, float(layer.fan_in)) if layer.scale_w_ei_grad else layer.w_ei
-    ref = EF.ei_integrate_eager(i_ee, i_i, w_ei, layer.g_i, layer.g_e, layer.b_e, **{k: v for k, v in options.items() if k != "scale_w_ei_grad"})
-    assert float((out - layer.b_e.view(1, -1, *[1] * (out.dim() - 2))).detach().min()) < 0 < float(out.detach().max())
+    ref = EF.ei_integrate_eager(
+        i_ee,
+        i_i,
+        w_ei,
+        layer.g_i,
+        layer.g_e,
+        layer.b_e,
+        **{k: v for k, v in options.items() if k != "scale_w_ei_grad"},
+    )
+    assert (
+        float((out - layer.b_e.view(1, -1, *[1] * (out.dim() - 2))).detach().min())
+        < 0
+        < float(out.detach().max())
+    )
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
     for name, got, want in zip(names, _grads(out, params), _grads(ref, params)):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12, msg=name)
@@ -194,8 +238,13 @@ def test_the_eager_references_and_the_other_nodes_are_twice_differentiable() -> 
         return torch.rand(shape, dtype=torch.float64, generator=gen).requires_grad_()
 
     u = (torch.randn(6, dtype=torch.float64, generator=gen)).requires_grad_()
-    for node in (lambda u: EF.spike(u, "sigmoid", 4.0), lambda u: EF.spike(u, "arctan", 2.0),
-                 lambda u: EF.divide_grad(u, 3.0), rect_spike, rect_sign):
+    for node in (
+        lambda u: EF.spike(u, "sigmoid", 4.0),
+        lambda u: EF.spike(u, "arctan", 2.0),
+        lambda u: EF.divide_grad(u, 3.0),
+        rect_spike,
+        rect_sign,
+    ):
         assert torch.autograd.gradgradcheck(node, (u,))
     x = (1.6 * rand(3, 2, 2)).detach().requires_grad_()
     assert torch.autograd.gradgradcheck(lambda x: EF.lif_multistep_eager(x, 3.0), (x,))

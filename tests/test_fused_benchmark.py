@@ -12,7 +12,22 @@ from eisnn import benchmark
 
 
 def test_benchmark_reports_both_twins_and_ratios(capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["--models", "vgg8", "--batch", "2", "--T", "2", "--image-size", "32", "--warmup", "0", "--steps", "1", "--threads", "1"]
+    argv = [
+        "--models",
+        "vgg8",
+        "--batch",
+        "2",
+        "--T",
+        "2",
+        "--image-size",
+        "32",
+        "--warmup",
+        "0",
+        "--steps",
+        "1",
+        "--threads",
+        "1",
+    ]
     assert benchmark.main(argv) == 0
     out = capsys.readouterr().out
     assert "ei_vgg8" in out and "bn_vgg8" in out
@@ -22,12 +37,15 @@ def test_benchmark_reports_both_twins_and_ratios(capsys: pytest.CaptureFixture[s
 def test_benchmark_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     assert benchmark.main(["--steps", "0"]) == 2
     assert "--steps must be >= 1" in capsys.readouterr().err
-    assert benchmark.main(["--models", "nope", "--steps", "1", "--warmup", "0", "--batch", "1"]) == 2
+    assert (
+        benchmark.main(["--models", "nope", "--steps", "1", "--warmup", "0", "--batch", "1"]) == 2
+    )
     assert "unknown model" in capsys.readouterr().err
 
 
 def test_the_targets_live_in_benchmarks_and_judge_the_ratios(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     train_step = importlib.import_module("train_step")
     assert not hasattr(benchmark, "TARGETS")

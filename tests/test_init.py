@@ -32,7 +32,11 @@ def test_statistics_on_bernoulli_spikes():
     assert float(layer.init_gain) == pytest.approx(math.sqrt((2 - p) / (d * p)), rel=0.02)
     var = p * (1 - p)
     assert float(layer.init_scale) == pytest.approx(math.sqrt(var / (d * (p + var))), rel=0.02)
-    assert torch.all(layer.w_ei == 1 / layer.n_inhibitory) and torch.all(layer.g_e == 1) and torch.all(layer.b_e == 0)
+    assert (
+        torch.all(layer.w_ei == 1 / layer.n_inhibitory)
+        and torch.all(layer.g_e == 1)
+        and torch.all(layer.b_e == 0)
+    )
     assert layer.w_ee.detach().mean() == pytest.approx(float(layer.init_scale), rel=0.05)
     # Exponential weights: standard deviation equals the mean.
     assert layer.w_ee.detach().std() == pytest.approx(float(layer.init_scale), rel=0.05)
@@ -42,7 +46,9 @@ def test_layers_are_initialized_on_real_activations_in_order():
     model = create_model("ei_vgg8", 4, 3, 2, width=0.125)
     seen = []
     for name, layer in ei_layers(model):
-        layer.register_forward_hook(lambda m, a, out, name=name: seen.append((name, m._initialized)))
+        layer.register_forward_hook(
+            lambda m, a, out, name=name: seen.append((name, m._initialized))
+        )
     eisnn.ei_init(model, torch.rand(4, 3, 32, 32))
     assert [n for n, _ in seen] == [n for n, _ in ei_layers(model)]
     assert all(flag for _, flag in seen)  # each layer was initialized just before it ran

@@ -98,11 +98,15 @@ def private_train_uses(tree: ast.AST, module: str, package: bool = False) -> lis
     return found
 
 
-def script_imports(tree: ast.AST, module: str, scripts: set[str],
-                   package: bool = False) -> list[str]:
+def script_imports(
+    tree: ast.AST, module: str, scripts: set[str], package: bool = False
+) -> list[str]:
     """Absolute imports of a script of experiments/ or benchmarks/ (or of those folders)."""
-    return [target for level, target, _ in imported(tree, module, package)
-            if level == 0 and target.split(".")[0] in scripts]
+    return [
+        target
+        for level, target, _ in imported(tree, module, package)
+        if level == 0 and target.split(".")[0] in scripts
+    ]
 
 
 def sources(folder: Path) -> list[Path]:
@@ -122,57 +126,76 @@ def scripts() -> set[str]:
 
 # ---------------------------------------------------------------- the package as it is
 def test_train_imports_nothing_above_it():
-    found = {module_name(p): upward_imports(parse(p), module_name(p), is_package(p))
-             for p in sources(PACKAGE / "train")}
+    found = {
+        module_name(p): upward_imports(parse(p), module_name(p), is_package(p))
+        for p in sources(PACKAGE / "train")
+    }
     assert len(found) >= 10
     assert {m: f for m, f in found.items() if f} == {}
 
 
 def test_diagnostics_use_no_private_name_of_train():
-    found = {module_name(p): private_train_uses(parse(p), module_name(p), is_package(p))
-             for p in sources(PACKAGE / "diagnostics")}
-    assert any(imported(parse(p), module_name(p), is_package(p))
-               for p in sources(PACKAGE / "diagnostics"))
+    found = {
+        module_name(p): private_train_uses(parse(p), module_name(p), is_package(p))
+        for p in sources(PACKAGE / "diagnostics")
+    }
+    assert any(
+        imported(parse(p), module_name(p), is_package(p)) for p in sources(PACKAGE / "diagnostics")
+    )
     assert {m: f for m, f in found.items() if f} == {}
 
 
 def test_the_package_imports_no_experiment_or_benchmark_script():
     names = scripts()
     assert {"study", "study_grid", "study_report", "train_step"} <= names
-    found = {module_name(p): script_imports(parse(p), module_name(p), names, is_package(p))
-             for p in sources(PACKAGE)}
+    found = {
+        module_name(p): script_imports(parse(p), module_name(p), names, is_package(p))
+        for p in sources(PACKAGE)
+    }
     assert {m: f for m, f in found.items() if f} == {}
 
 
 # ------------------------------------------------- the checks catch what they look for
-@pytest.mark.parametrize("source", [
-    "from eisnn.diagnostics.plots import plot_diagnostics",
-    "import eisnn.diagnostics",
-    "from eisnn import diagnostics",
-    "from ..diagnostics import TrainingDiagnostics",
-    "def f():\n    from eisnn.run import start_run",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from eisnn.diagnostics.plots import plot_diagnostics",
+        "import eisnn.diagnostics",
+        "from eisnn import diagnostics",
+        "from ..diagnostics import TrainingDiagnostics",
+        "def f():\n    from eisnn.run import start_run",
+    ],
+)
 def test_an_upward_import_is_found(source):
     assert upward_imports(ast.parse(source), "eisnn.train.trainer")
 
 
-@pytest.mark.parametrize("source", [
-    "from eisnn.train.plots import _save",
-    "from ..train.plots import _series",
-    "from eisnn.train import plots\nplots._save(1, 2)",
-    "import eisnn.train.plots\neisnn.train.plots._save(1, 2)",
-    "from eisnn.train._private import thing",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from eisnn.train.plots import _save",
+        "from ..train.plots import _series",
+        "from eisnn.train import plots\nplots._save(1, 2)",
+        "import eisnn.train.plots\neisnn.train.plots._save(1, 2)",
+        "from eisnn.train._private import thing",
+    ],
+)
 def test_a_private_train_name_is_found(source):
     assert private_train_uses(ast.parse(source), "eisnn.diagnostics.plots")
 
 
 def test_public_names_and_other_private_names_pass():
-    source = ("from eisnn.train.plots import save_figure, series\nfrom . import stats\n"
-              "stats._helper()\nfrom eisnn.train import plots\nplots.__name__")
+    source = (
+        "from eisnn.train.plots import save_figure, series\nfrom . import stats\n"
+        "stats._helper()\nfrom eisnn.train import plots\nplots.__name__"
+    )
     assert private_train_uses(ast.parse(source), "eisnn.diagnostics.plots") == []
-    assert upward_imports(ast.parse("from eisnn.train.monitor import FiringRateMonitor"),
-                          "eisnn.train.evaluate") == []
+    assert (
+        upward_imports(
+            ast.parse("from eisnn.train.monitor import FiringRateMonitor"), "eisnn.train.evaluate"
+        )
+        == []
+    )
 
 
 def test_a_script_import_is_found_and_relative_imports_are_not_scripts():

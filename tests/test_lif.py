@@ -46,7 +46,7 @@ def test_lif_matches_step_loop(surrogate, alpha, tau, v_th):
     assert spikes.sum() > 0 and spikes.sum() < spikes.numel()
     g = torch.randn_like(spikes)
     (grad,) = torch.autograd.grad(spikes, x, g)
-    deriv = lambda u: EF.surrogate_derivative(surrogate)(u, alpha)  # noqa: E731
+    deriv = lambda u: EF.surrogate_derivative(surrogate)(u, alpha)
     torch.testing.assert_close(grad, _loop_grad(x.detach(), g, tau, v_th, deriv))
     eager = EF.lif_multistep_eager(x, tau, v_th, surrogate, alpha)
     (grad_eager,) = torch.autograd.grad(eager, x, g)
@@ -65,7 +65,9 @@ def test_surrogate_formulas():
     u = torch.linspace(-2, 2, 41, dtype=torch.float64)
     sig = torch.sigmoid(4 * u)
     torch.testing.assert_close(EF.surrogate_derivative("sigmoid")(u, 4.0), 4 * sig * (1 - sig))
-    torch.testing.assert_close(EF.surrogate_derivative("arctan")(u, 2.0), 1.0 / (1 + (math.pi * u) ** 2))
+    torch.testing.assert_close(
+        EF.surrogate_derivative("arctan")(u, 2.0), 1.0 / (1 + (math.pi * u) ** 2)
+    )
     # The surrogate is the derivative of sigmoid(a u) / its arctan counterpart: check numerically.
     x = u.clone().requires_grad_()
     (d,) = torch.autograd.grad(torch.sigmoid(4 * x).sum(), x)

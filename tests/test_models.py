@@ -59,7 +59,21 @@ def test_static_input_equals_repeated_frames():
 def test_paper_shapes():
     vgg = create_model("ei_vgg16", 100, 3, 4)
     convs = [m for m in vgg.modules() if isinstance(m, EIConv2d)]
-    assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512]
+    assert [c.out_channels for c in convs] == [
+        64,
+        64,
+        128,
+        128,
+        256,
+        256,
+        256,
+        512,
+        512,
+        512,
+        512,
+        512,
+        512,
+    ]
     assert all(c.n_inhibitory == c.out_channels // 4 for c in convs)
     readout = [m for m in vgg.modules() if isinstance(m, EILinear)]
     assert len(readout) == 1 and readout[0].readout and readout[0].in_features == 512

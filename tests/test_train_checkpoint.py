@@ -28,8 +28,10 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_names_the_file(tmp_pat
         model.weight.add_(1.0)
     with pytest.raises(ckpt.CheckpointError) as info:
         ckpt.save_checkpoint(path, model=model, config={"T": 4}, epoch=2)
-    assert str(info.value) == (f"cannot write checkpoint {path}: {os.strerror(errno.ENOSPC)}; "
-                               "the previous last.pt is unchanged")
+    assert str(info.value) == (
+        f"cannot write checkpoint {path}: {os.strerror(errno.ENOSPC)}; "
+        "the previous last.pt is unchanged"
+    )
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
     assert ckpt.load_checkpoint(path)["epoch"] == 1
@@ -46,7 +48,11 @@ def test_checkpoint_round_trip_with_rng_states(tmp_path):
     ckpt.set_rng_state(payload["rng"])
     got = (random.random(), np.random.rand(), torch.rand(3))
     assert got[:2] == expected[:2] and torch.equal(got[2], expected[2])
-    assert payload["epoch"] == 5 and payload["config"] == {"lr": 0.1} and payload["history"] == [{"epoch": 5}]
+    assert (
+        payload["epoch"] == 5
+        and payload["config"] == {"lr": 0.1}
+        and payload["history"] == [{"epoch": 5}]
+    )
     assert all(torch.equal(payload["model"][k], v) for k, v in model.state_dict().items())
 
 

@@ -21,8 +21,18 @@ from eisnn.train import checkpoint as ckpt
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 # The offline digits run, as small as it goes: two epochs of two batches.
-TINY = ["--set", "epochs=2", "--set", "limit_batches=2", "--set", "T=2", "--set", "progress=false",
-        "--set", "cpu_threads=1"]
+TINY = [
+    "--set",
+    "epochs=2",
+    "--set",
+    "limit_batches=2",
+    "--set",
+    "T=2",
+    "--set",
+    "progress=false",
+    "--set",
+    "cpu_threads=1",
+]
 
 # Runs ``eisnn ARGS...`` with ``torch.save`` replaced: the second write of ``last.pt`` writes half
 # of its bytes to the temporary file, then the process kills itself (SIGKILL: no cleanup runs).
@@ -71,9 +81,24 @@ def epochs_in_metrics(run_dir: Path) -> list[str]:
 
 def test_sigkill_mid_write_keeps_last_pt_and_resume_finishes(tmp_path, capsys):
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_WRITING_THE_SECOND_LAST_PT, "train",
-                             "--out", str(tmp_path), "--set", "name=run", *TINY],
-                            capture_output=True, text=True, env=env, timeout=300, check=False)
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLED_WHILE_WRITING_THE_SECOND_LAST_PT,
+            "train",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "name=run",
+            *TINY,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run_dir = tmp_path / "run"
     last = run_dir / "checkpoints" / "last.pt"
@@ -136,8 +161,10 @@ def test_a_full_disk_keeps_the_previous_checkpoint_and_stops(tmp_path, capsys, m
     monkeypatch.setattr(torch, "save", disk_full_on_the_second_last_pt)
     code, _, err = run(capsys, "train", "--out", str(tmp_path), "--set", "name=run", *TINY)
     assert code == 2 and len(previous) == 1
-    assert err == (f"eisnn: error: cannot write checkpoint {last}: {os.strerror(errno.ENOSPC)}; "
-                   "the previous last.pt is unchanged\n")
+    assert err == (
+        f"eisnn: error: cannot write checkpoint {last}: {os.strerror(errno.ENOSPC)}; "
+        "the previous last.pt is unchanged\n"
+    )
     assert last.read_bytes() == previous[0]
     assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "last.pt"]  # no temp file
     assert ckpt.load_checkpoint(last)["epoch"] == 1

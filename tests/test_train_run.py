@@ -16,9 +16,23 @@ from eisnn.train.trainer import NonFiniteError, Trainer, resume_run, start_run
 
 
 def tiny(tmp_path, name: str, **changes) -> TrainConfig:
-    base = dict(model="ei_mlp", dataset="digits", image_size=8, T=2, epochs=2, batch_size=64, limit_batches=3,
-                lr=0.05, warmup_epochs=0.5, warmup_start_lr=1e-4, progress=False, out_dir=str(tmp_path), name=name,
-                device="cpu", cpu_threads=1)  # bit-exact resume is promised on the CPU
+    base = dict(
+        model="ei_mlp",
+        dataset="digits",
+        image_size=8,
+        T=2,
+        epochs=2,
+        batch_size=64,
+        limit_batches=3,
+        lr=0.05,
+        warmup_epochs=0.5,
+        warmup_start_lr=1e-4,
+        progress=False,
+        out_dir=str(tmp_path),
+        name=name,
+        device="cpu",
+        cpu_threads=1,
+    )  # bit-exact resume is promised on the CPU
     return from_dict({**base, **changes})
 
 
@@ -52,11 +66,16 @@ def test_run_directory_holds_config_metrics_tensorboard_checkpoints_and_plots(tm
     rate_columns = [c for c in rows[0] if c.startswith("rate/")]
     assert len(rate_columns) == 2  # two hidden LIF layers of the MLP
     for r in rows:
-        assert 0 <= float(r["test_top1"]) <= float(r["test_top5"]) <= 100 and float(r["train_loss"]) > 0
+        assert (
+            0 <= float(r["test_top1"]) <= float(r["test_top5"]) <= 100
+            and float(r["train_loss"]) > 0
+        )
         assert all(0 <= float(r[c]) <= 1 for c in rate_columns)
     for name in ("last.pt", "best.pt"):
         payload = load_checkpoint(run / "checkpoints" / name)
-        assert {"model", "optimizer", "scheduler", "rng", "epoch", "config", "history"} <= set(payload)
+        assert {"model", "optimizer", "scheduler", "rng", "epoch", "config", "history"} <= set(
+            payload
+        )
     assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 2
     for png in ("learning_curves.png", "firing_rates.png"):
         assert (run / "plots" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -77,6 +96,7 @@ def straight(tmp_path_factory) -> Trainer:
 
 def crash_in_epoch_2(t: Trainer) -> None:
     """Make the second training step of epoch 2 raise, as if the process were killed there."""
+
     def hook(module, inputs, output):
         if module.training and t.epoch == 1 and t.step == 4:
             raise KeyboardInterrupt
@@ -85,7 +105,9 @@ def crash_in_epoch_2(t: Trainer) -> None:
 
 
 @pytest.mark.parametrize("interruption", ["stop after epoch 1", "killed during epoch 2"])
-def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch, straight, interruption):
+def test_resume_is_bit_identical_to_an_uninterrupted_run(
+    tmp_path, monkeypatch, straight, interruption
+):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     first = start_run(tiny(tmp_path, "run"), echo=quiet)
@@ -105,7 +127,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch, 
     assert init_calls == []  # a resumed model carries its E-I init state
     a, b = straight.model.state_dict(), resumed.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    drop = lambda rows: [{k: v for k, v in r.items() if k != "epoch_s"} for r in rows]  # noqa: E731
+    drop = lambda rows: [{k: v for k, v in r.items() if k != "epoch_s"} for r in rows]
     assert drop(straight.history) == drop(resumed.history)
     assert len(list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))) == 2
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
@@ -156,7 +178,9 @@ def test_skipped_steps_keep_the_lr_on_the_iteration_count(tmp_path):
     cfg, sched = t.cfg, t.scheduler
     lengths = (sched.warmup_iters, sched.total_iters)
     # the lr after each epoch of 3 iterations (the third epoch ends at min_lr)
-    expected = [warmup_cosine_lr(k, cfg.lr, cfg.warmup_start_lr, cfg.min_lr, *lengths) for k in (3, 6)]
+    expected = [
+        warmup_cosine_lr(k, cfg.lr, cfg.warmup_start_lr, cfg.min_lr, *lengths) for k in (3, 6)
+    ]
     assert t.skipped > 0 and t.step + t.skipped == 9
     assert [row["lr"] for row in result.history[:2]] == expected
 

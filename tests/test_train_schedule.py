@@ -21,7 +21,9 @@ def lrs(scheduler: WarmupCosine, optimizer: torch.optim.Optimizer, n: int) -> li
 
 def make(total=100, warmup=10, start=1e-7, base=1e-3, min_lr=0.0):
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base, momentum=0.9)
-    return opt, WarmupCosine(opt, total_iters=total, warmup_iters=warmup, warmup_start_lr=start, min_lr=min_lr)
+    return opt, WarmupCosine(
+        opt, total_iters=total, warmup_iters=warmup, warmup_start_lr=start, min_lr=min_lr
+    )
 
 
 def test_linear_warmup_then_cosine_to_min_lr():

@@ -47,4 +47,6 @@ def retain_freed_memory() -> bool:
     libc = _glibc()
     if libc is None:
         return False
-    return all(libc.mallopt(parameter, LARGEST) == 1 for parameter in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD))
+    return all(
+        libc.mallopt(parameter, LARGEST) == 1 for parameter in (M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)
+    )

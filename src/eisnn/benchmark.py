@@ -28,8 +28,8 @@ import contextlib
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +41,11 @@ from .init import ei_init
 from .models import create_model
 
 DEFAULT_BATCH: dict[str, int] = {"vgg8": 32, "resnet18": 16}
-DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES: dict[str, torch.dtype | None] = {
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
 
 
 @dataclass
@@ -85,7 +89,11 @@ class Setup:
     def step(self) -> None:
         """One training step: forward, loss, backward, optimizer step (and Dale's projection)."""
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(self.x.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None):
+        with torch.autocast(
+            self.x.device.type,
+            dtype=self.autocast or torch.float32,
+            enabled=self.autocast is not None,
+        ):
             loss = F.cross_entropy(self.model(self.x), self.y)
         loss.backward()
         self.optimizer.step()
@@ -133,7 +141,9 @@ def timed_step(setup: Setup, device: torch.device) -> tuple[float, float]:
     return time.perf_counter() - start, time.process_time() - start_cpu
 
 
-def time_steps(setups: list[Setup], warmup: int, steps: int, device: torch.device) -> list[list[tuple[float, float]]]:
+def time_steps(
+    setups: list[Setup], warmup: int, steps: int, device: torch.device
+) -> list[list[tuple[float, float]]]:
     """Wall-clock and CPU seconds of ``steps`` warm training steps of each setup.
 
     The setups take turns step by step (one round = one step of each), so that a change of
@@ -206,7 +216,10 @@ def run_arch(arch: str, args: argparse.Namespace, device: torch.device) -> list[
     records = time_steps(setups, args.warmup, args.steps, device)
     results = []
     for name, setup, record in zip(names, setups, records):
-        step_s, cpu_s = statistics.median(w for w, _ in record), statistics.median(c for _, c in record)
+        step_s, cpu_s = (
+            statistics.median(w for w, _ in record),
+            statistics.median(c for _, c in record),
+        )
         peak = step_peak_bytes(setup, device)
         if args.sync_check and device.type == "cuda":
             print(f"  {name}: sync check {check_no_sync(setup)}", flush=True)
@@ -233,11 +246,16 @@ def report(arch: str, ei: Result, bn: Result) -> Ratios:
     return ratios
 
 
-def run_all(args: argparse.Namespace, device: torch.device,
-            retained: bool = False) -> dict[str, Ratios]:
+def run_all(
+    args: argparse.Namespace, device: torch.device, retained: bool = False
+) -> dict[str, Ratios]:
     """Measure every architecture of ``args.models`` and print the report; returns the ratios
     by architecture (a model the registry does not know raises :class:`BenchmarkError`)."""
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} threads"
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu, {args.threads} threads"
+    )
     print(
         f"eisnn bench: torch {torch.__version__}, {where}, T={args.T}, {args.image_size}x{args.image_size}, "
         f"{args.dtype}{', channels-last' if args.channels_last else ''}{', compiled' if args.compile else ''}, "
@@ -258,21 +276,36 @@ def run_all(args: argparse.Namespace, device: torch.device,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The benchmark's options (shared by ``main`` and the ``eisnn bench`` subcommand)."""
-    parser.add_argument("--models", nargs="+", default=["vgg8", "resnet18"], help="architectures (registry names without ei_/bn_)")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default: vgg8 32, resnet18 16)")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["vgg8", "resnet18"],
+        help="architectures (registry names without ei_/bn_)",
+    )
+    parser.add_argument(
+        "--batch", type=int, default=None, help="batch size (default: vgg8 32, resnet18 16)"
+    )
     parser.add_argument("--T", type=int, default=4, help="time steps")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="fp32, or autocast to bf16/fp16")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)")
+    parser.add_argument(
+        "--dtype", choices=sorted(DTYPES), default="fp32", help="fp32, or autocast to bf16/fp16"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="CPU threads (torch.set_num_threads)"
+    )
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
-    parser.add_argument("--sync-check", action="store_true", help="CUDA: fail a step that synchronizes with the host")
+    parser.add_argument(
+        "--sync-check",
+        action="store_true",
+        help="CUDA: fail a step that synchronizes with the host",
+    )
 
 
 def _invalid(args: argparse.Namespace) -> str | None:

@@ -57,25 +57,47 @@ def resolve_config_path(text: str | None) -> Path:
     from eisnn.train.config import ConfigError
 
     names = sorted(p.stem for p in packaged.parent.glob("*.yaml"))
-    raise ConfigError(f"no config file {text!r} and no packaged config of that name; "
-                      f"packaged: {', '.join(names)}")
+    raise ConfigError(
+        f"no config file {text!r} and no packaged config of that name; packaged: {', '.join(names)}"
+    )
 
 
 # ------------------------------------------------------------------- train
 def _configure_train(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", help="YAML config or packaged config name (default: the offline digits run)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        help="YAML config or packaged config name (default: the offline digits run)",
+    )
     p.add_argument("--data-dir", help="dataset root (overrides data_dir)")
     p.add_argument("--out", help="folder receiving the run directory (overrides out_dir)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (value read as YAML); repeatable")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--stop-after", type=int, metavar="N", help="stop after N epochs in this call (resume later)")
-    p.add_argument("--keys", action="store_true", help="list every config key with its type and default, and exit")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (value read as YAML); repeatable",
+    )
+    p.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint"
+    )
+    p.add_argument(
+        "--stop-after",
+        type=int,
+        metavar="N",
+        help="stop after N epochs in this call (resume later)",
+    )
+    p.add_argument(
+        "--keys",
+        action="store_true",
+        help="list every config key with its type and default, and exit",
+    )
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from eisnn.train import config as C
     from eisnn.run import resume_run, start_run
+    from eisnn.train import config as C
 
     if args.keys:
         print(C.describe())
@@ -88,32 +110,49 @@ def _run_train(args: argparse.Namespace) -> int:
         trainer = resume_run(args.resume, data_dir=args.data_dir)
         trainer.echo(f"resuming {trainer.run_dir} after epoch {trainer.epoch}/{trainer.cfg.epochs}")
     else:
-        changes = {k: v for k, v in (("data_dir", args.data_dir), ("out_dir", args.out)) if v is not None}
+        changes = {
+            k: v for k, v in (("data_dir", args.data_dir), ("out_dir", args.out)) if v is not None
+        }
         cfg = C.load_config(resolve_config_path(args.config), args.overrides, **changes)
         trainer = start_run(cfg)
         processes = f" x {trainer.ranks.world_size} processes" if trainer.ranks.distributed else ""
-        trainer.echo(f"run directory: {trainer.run_dir}  ({cfg.model} on {cfg.dataset}, T={cfg.T}, "
-                     f"{cfg.epochs} epochs, device {trainer.device}{processes})")
+        trainer.echo(
+            f"run directory: {trainer.run_dir}  ({cfg.model} on {cfg.dataset}, T={cfg.T}, "
+            f"{cfg.epochs} epochs, device {trainer.device}{processes})"
+        )
     try:
         result = trainer.fit(max_epochs=args.stop_after)
     finally:
         trainer.close()
     last = result.last_eval
     if last is not None:
-        trainer.echo(f"test accuracy: top-1 {last['test_top1']:.2f}%  top-5 {last['test_top5']:.2f}%  "
-                     f"(best top-1 {result.best_top1:.2f}%)  after epoch {last['epoch']}")
-    trainer.echo(f"trained {result.epochs_done}/{trainer.cfg.epochs} epochs in {result.wall_s:.1f} s; "
-          f"run directory: {result.run_dir}")
+        trainer.echo(
+            f"test accuracy: top-1 {last['test_top1']:.2f}%  top-5 {last['test_top5']:.2f}%  "
+            f"(best top-1 {result.best_top1:.2f}%)  after epoch {last['epoch']}"
+        )
+    trainer.echo(
+        f"trained {result.epochs_done}/{trainer.cfg.epochs} epochs in {result.wall_s:.1f} s; "
+        f"run directory: {result.run_dir}"
+    )
     return 0
 
 
 # -------------------------------------------------------------------- eval
 def _configure_eval(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", help="eisnn checkpoint, reference checkpoint (.pth/.pt/.safetensors), "
-                                  "or a folder with the published model.safetensors + config.json")
+    p.add_argument(
+        "source",
+        help="eisnn checkpoint, reference checkpoint (.pth/.pt/.safetensors), "
+        "or a folder with the published model.safetensors + config.json",
+    )
     p.add_argument("--data-dir", help="dataset root (default: the checkpoint's data_dir)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key of the evaluation (batch_size, device, dataset, ...)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key of the evaluation (batch_size, device, dataset, ...)",
+    )
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -126,10 +165,18 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------- convert
 def _configure_convert(p: argparse.ArgumentParser) -> None:
-    p.add_argument("reference", help="reference checkpoint (.pth/.pt/.safetensors) or published-weights folder")
+    p.add_argument(
+        "reference", help="reference checkpoint (.pth/.pt/.safetensors) or published-weights folder"
+    )
     p.add_argument("out", help="eisnn checkpoint to write (.pt)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="config keys the reference does not state (e.g. dataset=cifar10)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config keys the reference does not state (e.g. dataset=cifar10)",
+    )
 
 
 def _run_convert(args: argparse.Namespace) -> int:
@@ -140,9 +187,30 @@ def _run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
-register(Command("train", "train a model from a config (default: the offline digits run)", _configure_train, _run_train))
-register(Command("eval", "top-1/top-5 and firing rates of a checkpoint on its test set", _configure_eval, _run_eval))
-register(Command("convert", "write an eisnn checkpoint from a reference checkpoint", _configure_convert, _run_convert))
+register(
+    Command(
+        "train",
+        "train a model from a config (default: the offline digits run)",
+        _configure_train,
+        _run_train,
+    )
+)
+register(
+    Command(
+        "eval",
+        "top-1/top-5 and firing rates of a checkpoint on its test set",
+        _configure_eval,
+        _run_eval,
+    )
+)
+register(
+    Command(
+        "convert",
+        "write an eisnn checkpoint from a reference checkpoint",
+        _configure_convert,
+        _run_convert,
+    )
+)
 
 
 # ----------------------------------------------------------------- bench
@@ -158,7 +226,14 @@ def _run_bench(args: argparse.Namespace) -> int:
     return benchmark.run(args)
 
 
-register(Command("bench", "time training steps of the E-I networks against their BN twins", _configure_bench, _run_bench))
+register(
+    Command(
+        "bench",
+        "time training steps of the E-I networks against their BN twins",
+        _configure_bench,
+        _run_bench,
+    )
+)
 
 
 # -------------------------------------------------------------------- plot
@@ -174,13 +249,21 @@ def _run_plot(args: argparse.Namespace) -> int:
     return commands.run_plot(args)
 
 
-register(Command("plot", "redraw the PNG plots of a run directory (learning curves, rates, diagnostics)",
-                 _configure_plot, _run_plot))
+register(
+    Command(
+        "plot",
+        "redraw the PNG plots of a run directory (learning curves, rates, diagnostics)",
+        _configure_plot,
+        _run_plot,
+    )
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="eisnn", description="Deep normalization-free spiking networks "
-                                     "with excitatory-inhibitory circuits.")
+    parser = argparse.ArgumentParser(
+        prog="eisnn",
+        description="Deep normalization-free spiking networks with excitatory-inhibitory circuits.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS.values():
         command.configure(sub.add_parser(command.name, help=command.help, description=command.help))

@@ -35,11 +35,15 @@ def check_init_input(name: str, x: torch.Tensor) -> None:
             "inputs (spikes, or intensities in [0, 1] without mean/std normalization)"
         )
     if float(x.mean()) <= 0:
-        raise ValueError(f"ei_init: layer '{name}' received an all-zero input; E-I Init needs a batch with activity")
+        raise ValueError(
+            f"ei_init: layer '{name}' received an all-zero input; E-I Init needs a batch with activity"
+        )
 
 
 @torch.no_grad()
-def ei_init(model: nn.Module, batch: torch.Tensor, generator: torch.Generator | None = None) -> nn.Module:
+def ei_init(
+    model: nn.Module, batch: torch.Tensor, generator: torch.Generator | None = None
+) -> nn.Module:
     """Initialize every not-yet-initialized E-I layer of ``model`` from ``batch`` (a model input).
 
     Layers already initialized (loaded from a checkpoint, or built with ``init="standard"``) are

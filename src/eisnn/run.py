@@ -31,8 +31,9 @@ def start_run(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Trainer:
     return trainer.start_run(cfg, echo, callbacks=config_callbacks)
 
 
-def resume_run(run_dir: str | Path, data_dir: str | None = None,
-               echo: Callable[[str], None] = print) -> Trainer:
+def resume_run(
+    run_dir: str | Path, data_dir: str | None = None, echo: Callable[[str], None] = print
+) -> Trainer:
     """Continue the run in ``run_dir`` from its last checkpoint, with the callbacks of the config
     stored there (``data_dir`` may move)."""
     return trainer.resume_run(run_dir, data_dir, echo, callbacks=config_callbacks)

@@ -16,7 +16,7 @@ integrate-fire-reset without gate and sign.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

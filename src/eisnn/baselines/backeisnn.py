@@ -31,7 +31,9 @@ class BackEISNN(SpikingNetwork):
     ) -> None:
         super().__init__(T)
         if image_size >> len(BACKEI_CHANNELS) < 1:
-            raise ValueError(f"image_size {image_size} is too small for {len(BACKEI_CHANNELS)} poolings of 2x2")
+            raise ValueError(
+                f"image_size {image_size} is too small for {len(BACKEI_CHANNELS)} poolings of 2x2"
+            )
 
         def scaled(n: int) -> int:
             return max(1, round(n * width))
@@ -40,7 +42,10 @@ class BackEISNN(SpikingNetwork):
         channels, size = in_channels, image_size
         for planned in BACKEI_CHANNELS:
             out = scaled(planned)
-            units += [SpikingUnit(nn.Conv2d(channels, out, 3, padding=1), BackEINeuron(out), dropout), PerStep(nn.AvgPool2d(2))]
+            units += [
+                SpikingUnit(nn.Conv2d(channels, out, 3, padding=1), BackEINeuron(out), dropout),
+                PerStep(nn.AvgPool2d(2)),
+            ]
             channels, size = out, size // 2
         self.stem = units[0]
         self.body = nn.Sequential(*units[1:])

@@ -42,10 +42,19 @@ class DANNLayer(nn.Module):
     dale_parameters = DANN_DALE_PARAMETERS
     fan_in: int
 
-    def __init__(self, n_excitatory: int, n_inhibitory: int, first: bool, corrected_gradients: bool, factory: dict) -> None:
+    def __init__(
+        self,
+        n_excitatory: int,
+        n_inhibitory: int,
+        first: bool,
+        corrected_gradients: bool,
+        factory: dict,
+    ) -> None:
         super().__init__()
         if n_excitatory < 1 or n_inhibitory < 1:
-            raise ValueError(f"DANN layer needs >= 1 excitatory and inhibitory units, got {n_excitatory}/{n_inhibitory}")
+            raise ValueError(
+                f"DANN layer needs >= 1 excitatory and inhibitory units, got {n_excitatory}/{n_inhibitory}"
+            )
         self.n_excitatory = n_excitatory
         self.n_inhibitory = n_inhibitory
         self.first = first
@@ -62,7 +71,11 @@ class DANNLayer(nn.Module):
         ``g = 1``, ``b = 0``. With one I unit, ``W_IE`` is the mean row of ``W_EE`` and ``W_EI = 1``.
         """
         d = self.fan_in
-        scale = math.sqrt(1.0 / (2 * d)) if self.first else math.sqrt(2 * math.pi / (d * (2 * math.pi - 1)))
+        scale = (
+            math.sqrt(1.0 / (2 * d))
+            if self.first
+            else math.sqrt(2 * math.pi / (d * (2 * math.pi - 1)))
+        )
         self.w_ee.exponential_(1.0 / scale)
         if self.n_inhibitory == 1:
             self.w_ie.copy_(self.w_ee.mean(dim=0, keepdim=True))
@@ -84,8 +97,16 @@ class DANNLayer(nn.Module):
             w_ei = divide_grad(w_ei, float(self.fan_in))
             alpha = divide_grad(alpha, root_n_e * self.fan_in)
         both = self._drive(x, stack_weights(self.w_ee, w_ie))
-        return ei_integrate(both, self.n_excitatory, w_ei, torch.exp(alpha), self.g, self.b,
-                            stabilization="epsilon", epsilon=GAMMA_EPSILON)
+        return ei_integrate(
+            both,
+            self.n_excitatory,
+            w_ei,
+            torch.exp(alpha),
+            self.g,
+            self.b,
+            stabilization="epsilon",
+            epsilon=GAMMA_EPSILON,
+        )
 
     def _dann_repr(self) -> str:
         extra = ", first=True" if self.first else ""
@@ -119,7 +140,9 @@ class DANNLinear(DANNLayer):
         return F.linear(x, weight)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, {self._dann_repr()}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, {self._dann_repr()}"
+        )
 
 
 class DANNConv2d(DANNLayer):
@@ -143,8 +166,12 @@ class DANNConv2d(DANNLayer):
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
         self.fan_in = in_channels * kernel_size * kernel_size
-        self.w_ee = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size, **factory))
-        self.w_ie = nn.Parameter(torch.empty(n_inhibitory, in_channels, kernel_size, kernel_size, **factory))
+        self.w_ee = nn.Parameter(
+            torch.empty(out_channels, in_channels, kernel_size, kernel_size, **factory)
+        )
+        self.w_ie = nn.Parameter(
+            torch.empty(n_inhibitory, in_channels, kernel_size, kernel_size, **factory)
+        )
         self.reset_parameters()
 
     def _drive(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,9 @@ class DANNVGG(nn.Module):
         if T < 1:
             raise ValueError(f"T must be >= 1, got {T}")
         if image_size >> convs.count(POOL) < 1:
-            raise ValueError(f"image_size {image_size} is too small for {convs.count(POOL)} poolings of 2x2")
+            raise ValueError(
+                f"image_size {image_size} is too small for {convs.count(POOL)} poolings of 2x2"
+            )
         self.T = T
 
         def scaled(n: int) -> int:
@@ -59,16 +61,34 @@ class DANNVGG(nn.Module):
                 layers.append(nn.MaxPool2d(2, 2))
                 continue
             n_e, n_i = item
-            conv = DANNConv2d(channels, scaled(n_e), scaled(n_i), first=not layers, corrected_gradients=corrected_gradients)
+            conv = DANNConv2d(
+                channels,
+                scaled(n_e),
+                scaled(n_i),
+                first=not layers,
+                corrected_gradients=corrected_gradients,
+            )
             layers += [conv, nn.ReLU()]
             channels = scaled(n_e)
         layers += [nn.AdaptiveAvgPool2d(POOLED_SIZE), nn.Flatten()]
         features = channels * POOLED_SIZE * POOLED_SIZE
         for n_e, n_i in dense:
-            layers += [DANNLinear(features, scaled(n_e), scaled(n_i), corrected_gradients=corrected_gradients), nn.ReLU()]
+            layers += [
+                DANNLinear(
+                    features, scaled(n_e), scaled(n_i), corrected_gradients=corrected_gradients
+                ),
+                nn.ReLU(),
+            ]
             layers.append(nn.Dropout(dropout) if dropout > 0 else nn.Identity())
             features = scaled(n_e)
-        layers.append(DANNLinear(features, num_classes, max(1, num_classes // 10), corrected_gradients=corrected_gradients))
+        layers.append(
+            DANNLinear(
+                features,
+                num_classes,
+                max(1, num_classes // 10),
+                corrected_gradients=corrected_gradients,
+            )
+        )
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,4 +97,6 @@ class DANNVGG(nn.Module):
         if x.dim() == 5:
             logits = self.layers(x.flatten(0, 1))
             return logits.view(x.shape[0], x.shape[1], -1).mean(1)
-        raise ValueError(f"DANNVGG expects [B, C, H, W] or frames [B, T, C, H, W], got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"DANNVGG expects [B, C, H, W] or frames [B, T, C, H, W], got shape {tuple(x.shape)}"
+        )

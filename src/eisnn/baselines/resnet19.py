@@ -25,13 +25,21 @@ class PreSpikeResidualBlock(nn.Module):
     """``LIF(current2(unit1(x)) + shortcut(x))``, ``[T, B, C, H, W]`` in and out."""
 
     def __init__(
-        self, kind: LayerKind, neuron: NeuronOptions, dropout: float, in_channels: int, out_channels: int, stride: int
+        self,
+        kind: LayerKind,
+        neuron: NeuronOptions,
+        dropout: float,
+        in_channels: int,
+        out_channels: int,
+        stride: int,
     ) -> None:
         super().__init__()
         self.unit = SpikingUnit(kind.conv(in_channels, out_channels, 3, stride, 1), neuron, dropout)
         self.current = kind.conv(out_channels, out_channels, 3, 1, 1)
         changes_shape = stride != 1 or in_channels != out_channels
-        self.shortcut = kind.conv(in_channels, out_channels, 1, stride, 0) if changes_shape else None
+        self.shortcut = (
+            kind.conv(in_channels, out_channels, 1, stride, 0) if changes_shape else None
+        )
         self.lif = neuron.make()
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 

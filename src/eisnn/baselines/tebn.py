@@ -37,7 +37,13 @@ class TEBN(nn.Module):
     time_dependent = True
 
     def __init__(
-        self, num_features: int, T: int, eps: float = 1e-5, momentum: float = 0.1, device: Any = None, dtype: Any = None
+        self,
+        num_features: int,
+        T: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        device: Any = None,
+        dtype: Any = None,
     ) -> None:
         super().__init__()
         if T < 1:
@@ -52,7 +58,9 @@ class TEBN(nn.Module):
         self.p = nn.Parameter(torch.empty(T, **factory))
         self.register_buffer("running_mean", torch.zeros(num_features, **factory))
         self.register_buffer("running_var", torch.ones(num_features, **factory))
-        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device))
+        self.register_buffer(
+            "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
+        )
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -66,7 +74,9 @@ class TEBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"TEBN expects [T*B, {self.num_features}, ...], got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"TEBN expects [T*B, {self.num_features}, ...], got shape {tuple(x.shape)}"
+            )
         if x.shape[0] % self.T:
             raise ValueError(
                 f"TEBN was built for T={self.T} but its merged input has {x.shape[0]} rows (not a multiple of T)"
@@ -74,7 +84,14 @@ class TEBN(nn.Module):
         if self.training:
             self.num_batches_tracked.add_(1)
         y = F.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, self.training, self.momentum, self.eps
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            self.training,
+            self.momentum,
+            self.eps,
         )
         steps = y.view(self.T, -1, *y.shape[1:])
         return (steps * self.p.view(self.T, *([1] * (steps.dim() - 1)))).view_as(y)
@@ -87,7 +104,14 @@ class ConvTEBN(nn.Sequential):
     """``Conv2d(bias=False) -> TEBN`` on merged ``[T*B, C, H, W]``; Kaiming normal (fan_out) init."""
 
     def __init__(
-        self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, *, T: int
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        *,
+        T: int,
     ) -> None:
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
         super().__init__(kaiming_fan_out_(conv), TEBN(out_channels, T))

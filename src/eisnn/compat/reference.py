@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import re
 from collections import OrderedDict
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -23,9 +24,9 @@ from torch import nn
 
 from ..errors import UserError
 from ..init import ei_layers
-from ..models import ResNet, VGG, create_model
-from ..models.vgg import POOL, VGG_PLANS
+from ..models import VGG, ResNet, create_model
 from ..models.resnet import RESNET_PLANS
+from ..models.vgg import POOL, VGG_PLANS
 from ..nn.ei import EILayer
 
 _VGG_MODULES_PER_UNIT = 6  # conv, norm, split-time, LIF, dropout, merge-time
@@ -39,10 +40,10 @@ def _layer_keys(layer: EILayer, conv: str, norm: str) -> dict[str, tuple[str, tu
     """Our parameter name -> (reference key, reference shape) for one E-I layer."""
     if layer.readout or not hasattr(layer, "kernel_size"):
         ee, ie = f"{conv}.weight_ee", f"{conv}.weight_ie"
-        vec = lambda n: (1, n)  # noqa: E731
+        vec = lambda n: (1, n)
     else:
         ee, ie = f"{conv}.conv_ee.weight", f"{conv}.conv_ie.weight"
-        vec = lambda n: (n, 1, 1)  # noqa: E731
+        vec = lambda n: (n, 1, 1)
     n_e, n_i = layer.n_excitatory, layer.n_inhibitory
     return {
         "w_ee": (ee, tuple(layer.w_ee.shape)),
@@ -88,10 +89,14 @@ def _key_map(model: nn.Module) -> dict[str, tuple[str, tuple[int, ...]]]:
     elif isinstance(model, ResNet):
         prefixes = _resnet_prefixes(model)
     else:
-        raise ReferenceFormatError(f"the reference has no layout for {type(model).__name__}; only E-I VGG and ResNet")
+        raise ReferenceFormatError(
+            f"the reference has no layout for {type(model).__name__}; only E-I VGG and ResNet"
+        )
     layers = list(ei_layers(model))
     if len(layers) != len(prefixes):
-        raise ReferenceFormatError(f"expected {len(prefixes)} E-I layers for the reference layout, found {len(layers)}")
+        raise ReferenceFormatError(
+            f"expected {len(prefixes)} E-I layers for the reference layout, found {len(layers)}"
+        )
     mapping = {}
     for (name, layer), (conv, norm) in zip(layers, prefixes):
         for param, target in _layer_keys(layer, conv, norm).items():
@@ -99,7 +104,7 @@ def _key_map(model: nn.Module) -> dict[str, tuple[str, tuple[int, ...]]]:
     return mapping
 
 
-def to_reference(model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
+def to_reference(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
     """The model's E-I parameters under the reference's key names and shapes (a pure re-keying).
 
     A VGG whose ``event_frames`` buffer is set (built for event frames, E-I-initialized from
@@ -137,7 +142,9 @@ def _read_source(source: Any) -> tuple[Mapping[str, torch.Tensor], dict[str, Any
         if path.is_dir():
             weights, config_file = path / "model.safetensors", path / "config.json"
             if not weights.is_file():
-                raise FileNotFoundError(f"{path}: expected a folder with model.safetensors and config.json")
+                raise FileNotFoundError(
+                    f"{path}: expected a folder with model.safetensors and config.json"
+                )
             config = json.loads(config_file.read_text()) if config_file.is_file() else {}
             return _read_safetensors(weights), config
         if not path.is_file():
@@ -146,7 +153,9 @@ def _read_source(source: Any) -> tuple[Mapping[str, torch.Tensor], dict[str, Any
             return _read_safetensors(path), {}
         source = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(source, Mapping):
-        raise ReferenceFormatError(f"cannot read a reference checkpoint from a {type(source).__name__}")
+        raise ReferenceFormatError(
+            f"cannot read a reference checkpoint from a {type(source).__name__}"
+        )
     if "model_state_dict" in source:
         return source["model_state_dict"], dict(source.get("config") or {})
     return source, {}
@@ -170,16 +179,22 @@ def _infer_vgg(state: Mapping[str, torch.Tensor]) -> tuple[int, bool]:
 
 def _infer_resnet(state: Mapping[str, torch.Tensor]) -> int:
     """ResNet depth from the number of blocks per stage and the block style."""
-    blocks = {tuple(map(int, m.groups())) for key in state if (m := re.match(r"layer(\d)\.(\d+)\.", key))}
+    blocks = {
+        tuple(map(int, m.groups())) for key in state if (m := re.match(r"layer(\d)\.(\d+)\.", key))
+    }
     counts = tuple(sum(1 for k, _ in blocks if k == stage) for stage in (1, 2, 3, 4))
     style = "bottleneck" if any(".conv3." in key for key in state) else "basic"
     for depth, plan in RESNET_PLANS.items():
         if plan == (style, counts):
             return depth
-    raise ReferenceFormatError(f"{style} blocks per stage {counts} match no ResNet of {sorted(RESNET_PLANS)}")
+    raise ReferenceFormatError(
+        f"{style} blocks per stage {counts} match no ResNet of {sorted(RESNET_PLANS)}"
+    )
 
 
-def _build(state: Mapping[str, torch.Tensor], config: dict[str, Any], dtype: torch.dtype) -> nn.Module:
+def _build(
+    state: Mapping[str, torch.Tensor], config: dict[str, Any], dtype: torch.dtype
+) -> nn.Module:
     """An eisnn model of the architecture the reference state dict describes, its parameters in ``dtype``."""
     if config.get("light_classifier") is False:
         raise ReferenceFormatError("only the light classifier (one E-I readout layer) is supported")
@@ -191,8 +206,14 @@ def _build(state: Mapping[str, torch.Tensor], config: dict[str, Any], dtype: tor
     T = int(config.get("T", 4))
     if any(k.startswith("layers.") for k in state):
         depth, options["event_frames"] = _infer_vgg(state)
-        first = next(k for k in sorted(state, key=lambda k: int(k.split(".")[1])) if k.endswith("conv_ee.weight"))
-        readout = max((k for k in state if k.endswith(".weight_ee")), key=lambda k: int(k.split(".")[1]))
+        first = next(
+            k
+            for k in sorted(state, key=lambda k: int(k.split(".")[1]))
+            if k.endswith("conv_ee.weight")
+        )
+        readout = max(
+            (k for k in state if k.endswith(".weight_ee")), key=lambda k: int(k.split(".")[1])
+        )
         last_width = [c for c in VGG_PLANS[depth] if c != POOL][-1]
         spatial = int(round((state[readout].shape[1] / last_width) ** 0.5))
         options["image_size"] = max(1, spatial) * 2 ** VGG_PLANS[depth].count(POOL)
@@ -202,7 +223,9 @@ def _build(state: Mapping[str, torch.Tensor], config: dict[str, Any], dtype: tor
         first, readout = "conv1.conv_ee.weight", "fc.weight_ee"
         name = f"ei_resnet{depth}"
     else:
-        raise ReferenceFormatError("unrecognized reference checkpoint: neither 'layers.<i>.*' (VGG) nor 'conv1.*' (ResNet) keys")
+        raise ReferenceFormatError(
+            "unrecognized reference checkpoint: neither 'layers.<i>.*' (VGG) nor 'conv1.*' (ResNet) keys"
+        )
     with _default_dtype(dtype):
         return create_model(name, state[readout].shape[0], state[first].shape[1], T, **options)
 
@@ -218,7 +241,9 @@ def _default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def load_reference(source: Any, config: dict[str, Any] | None = None, *, dtype: torch.dtype | None = None) -> nn.Module:
+def load_reference(
+    source: Any, config: dict[str, Any] | None = None, *, dtype: torch.dtype | None = None
+) -> nn.Module:
     """Build the eisnn model matching a reference checkpoint, load its weights, mark it initialized.
 
     ``source``: a reference state dict, a training checkpoint dict (``model_state_dict`` +
@@ -235,11 +260,15 @@ def load_reference(source: Any, config: dict[str, Any] | None = None, *, dtype: 
     expected = {ref for ref, _ in mapping.values()}
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
-        raise ReferenceFormatError(f"reference keys do not match {type(model).__name__}: missing {missing}, unexpected {unexpected}")
+        raise ReferenceFormatError(
+            f"reference keys do not match {type(model).__name__}: missing {missing}, unexpected {unexpected}"
+        )
     ours = model.state_dict()
     for key, (ref, _) in mapping.items():
         if state[ref].numel() != ours[key].numel():
-            raise ReferenceFormatError(f"{ref}: shape {tuple(state[ref].shape)} does not fit {key} {tuple(ours[key].shape)}")
+            raise ReferenceFormatError(
+                f"{ref}: shape {tuple(state[ref].shape)} does not fit {key} {tuple(ours[key].shape)}"
+            )
         ours[key] = state[ref].reshape(ours[key].shape).to(ours[key].dtype)
     model.load_state_dict(ours)
     for _, layer in ei_layers(model):

@@ -9,5 +9,15 @@ from .batched import ResidentLoader
 from .frames import events_to_counts, events_to_frames
 from .registry import DATASET_NAMES, DatasetInfo, create_dataset, dataset_info
 
-__all__ = ["read_events", "write_aedat31", "write_aedat2", "events_to_frames", "events_to_counts",
-           "create_dataset", "dataset_info", "DatasetInfo", "DATASET_NAMES", "ResidentLoader"]
+__all__ = [
+    "read_events",
+    "write_aedat31",
+    "write_aedat2",
+    "events_to_frames",
+    "events_to_counts",
+    "create_dataset",
+    "dataset_info",
+    "DatasetInfo",
+    "DATASET_NAMES",
+    "ResidentLoader",
+]

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -32,7 +32,11 @@ Events = dict[str, np.ndarray]
 POLARITY_EVENT = 1
 PACKET_HEADER = struct.Struct("<hhiiiiii")
 AEDAT31_HEADER = ("#!AER-DAT3.1", "#Format: RAW", "#Source 1: DVS128")
-AEDAT2_HEADER = ("#!AER-DAT2.0", "# This is a raw AE data file - do not edit", "# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event")
+AEDAT2_HEADER = (
+    "#!AER-DAT2.0",
+    "# This is a raw AE data file - do not edit",
+    "# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event",
+)
 DVS128_SIZE = 128
 
 
@@ -56,7 +60,9 @@ def read_events(path: str | os.PathLike) -> Events:
     if first.startswith(b"#!AER-DAT3."):
         return _parse_aedat31(raw, path)
     if first.startswith(b"#!AER-DAT") and not first.startswith(b"#!AER-DAT2."):
-        raise ValueError(f"{path}: unsupported AEDAT version {first.decode('ascii', 'replace')!r} (3.1 and 2.0 are read)")
+        raise ValueError(
+            f"{path}: unsupported AEDAT version {first.decode('ascii', 'replace')!r} (3.1 and 2.0 are read)"
+        )
     return _parse_aedat2(raw, path)
 
 
@@ -90,25 +96,37 @@ def _parse_aedat31(raw: bytes, path: Path) -> Events:
     starts, counts, overflows = [], [], []
     while offset < size:
         if size - offset < PACKET_HEADER.size:
-            raise ValueError(f"{path}: truncated packet header at byte {offset} ({size - offset} of 28 bytes)")
-        etype, _source, esize, _tsoff, overflow, capacity, number, _valid = PACKET_HEADER.unpack_from(raw, offset)
+            raise ValueError(
+                f"{path}: truncated packet header at byte {offset} ({size - offset} of 28 bytes)"
+            )
+        etype, _source, esize, _tsoff, overflow, capacity, number, _valid = (
+            PACKET_HEADER.unpack_from(raw, offset)
+        )
         if esize <= 0 or capacity < 0 or not 0 <= number <= capacity:
-            raise ValueError(f"{path}: corrupted packet header at byte {offset} "
-                             f"(eventSize={esize}, eventCapacity={capacity}, eventNumber={number})")
+            raise ValueError(
+                f"{path}: corrupted packet header at byte {offset} "
+                f"(eventSize={esize}, eventCapacity={capacity}, eventNumber={number})"
+            )
         body = offset + PACKET_HEADER.size
         end = body + capacity * esize
         if end > size:
-            raise ValueError(f"{path}: truncated packet at byte {offset}: needs {end - body} bytes, file has {size - body}")
+            raise ValueError(
+                f"{path}: truncated packet at byte {offset}: needs {end - body} bytes, file has {size - body}"
+            )
         if etype == POLARITY_EVENT:
             if esize != 8:
-                raise ValueError(f"{path}: polarity packet at byte {offset} has eventSize {esize}, expected 8")
+                raise ValueError(
+                    f"{path}: polarity packet at byte {offset} has eventSize {esize}, expected 8"
+                )
             starts.append(body)
             counts.append(number)
             overflows.append(overflow)
         offset = end
     if not starts:
         return make_events([], [], [], [])
-    words = np.concatenate([np.frombuffer(raw, dtype="<u4", count=2 * n, offset=s) for s, n in zip(starts, counts)])
+    words = np.concatenate(
+        [np.frombuffer(raw, dtype="<u4", count=2 * n, offset=s) for s, n in zip(starts, counts)]
+    )
     data, stamp = words[0::2], words[1::2]
     high = np.repeat(np.asarray(overflows, dtype=np.int64) << 31, counts)
     return make_events(
@@ -128,12 +146,16 @@ def _parse_aedat2(raw: bytes, path: Path) -> Events:
         offset = end + 1
     remainder = (len(raw) - offset) % 8
     if remainder:
-        raise ValueError(f"{path}: truncated AEDAT 2.0 event data ({len(raw) - offset} bytes is not a multiple of 8)")
+        raise ValueError(
+            f"{path}: truncated AEDAT 2.0 event data ({len(raw) - offset} bytes is not a multiple of 8)"
+        )
     words = np.frombuffer(raw, dtype=">u4", offset=offset).reshape(-1, 2)
     address, stamp = words[:, 0], words[:, 1]
     x_raw = (address >> 1) & 0x7F
     y_raw = (address >> 8) & 0x7F
-    return make_events(t=stamp, x=127 - y_raw.astype(np.int16), y=127 - x_raw.astype(np.int16), p=1 - (address & 1))
+    return make_events(
+        t=stamp, x=127 - y_raw.astype(np.int16), y=127 - x_raw.astype(np.int16), p=1 - (address & 1)
+    )
 
 
 def _checked(events: Events, limit: int) -> Events:
@@ -150,14 +172,23 @@ def _checked(events: Events, limit: int) -> Events:
     return ev
 
 
-def write_aedat31(path: str | os.PathLike, events: Events, packet_size: int = 4096,
-                  header_lines: Iterable[str] = AEDAT31_HEADER) -> None:
+def write_aedat31(
+    path: str | os.PathLike,
+    events: Events,
+    packet_size: int = 4096,
+    header_lines: Iterable[str] = AEDAT31_HEADER,
+) -> None:
     """Write polarity events as AEDAT 3.1 packets of at most ``packet_size`` events.
 
     A packet never straddles a timestamp overflow (``t >> 31`` changes), as in real recordings.
     """
     ev = _checked(events, 1 << 15)
-    data = (ev["x"].astype(np.uint32) << 17) | (ev["y"].astype(np.uint32) << 2) | (ev["p"].astype(np.uint32) << 1) | 1
+    data = (
+        (ev["x"].astype(np.uint32) << 17)
+        | (ev["y"].astype(np.uint32) << 2)
+        | (ev["p"].astype(np.uint32) << 1)
+        | 1
+    )
     stamp = (ev["t"] & 0x7FFFFFFF).astype(np.uint32)
     overflow = ev["t"] >> 31
     words = np.empty((len(data), 2), dtype="<u4")
@@ -168,12 +199,17 @@ def write_aedat31(path: str | os.PathLike, events: Events, packet_size: int = 40
         for s in range(lo, hi, packet_size):
             e = min(s + packet_size, hi)
             n = e - s
-            packets.append(PACKET_HEADER.pack(POLARITY_EVENT, 1, 8, 4, int(overflow[s]), n, n, n) + words[s:e].tobytes())
+            packets.append(
+                PACKET_HEADER.pack(POLARITY_EVENT, 1, 8, 4, int(overflow[s]), n, n, n)
+                + words[s:e].tobytes()
+            )
     header = "".join(line + "\r\n" for line in (*header_lines, "#!END-HEADER")).encode("ascii")
     atomic_write(path, lambda f: f.writelines([header, *packets]))
 
 
-def write_aedat2(path: str | os.PathLike, events: Events, header_lines: Iterable[str] = AEDAT2_HEADER) -> None:
+def write_aedat2(
+    path: str | os.PathLike, events: Events, header_lines: Iterable[str] = AEDAT2_HEADER
+) -> None:
     """Write DVS128 events as AEDAT 2.0, inverting the paper's orientation mapping of ``read_aedat2``."""
     ev = _checked(events, DVS128_SIZE)
     if len(ev["t"]) and ev["t"].max() >= 1 << 32:

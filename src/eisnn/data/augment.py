@@ -15,8 +15,17 @@ import torch
 import torch.nn.functional as F
 
 __all__ = [
-    "uniform", "randint", "random_crop", "random_hflip", "paper_cutout", "resized_crop_params",
-    "resized_crop_nearest", "resized_crop_bilinear", "resize", "random_roll", "random_rotate",
+    "uniform",
+    "randint",
+    "random_crop",
+    "random_hflip",
+    "paper_cutout",
+    "resized_crop_params",
+    "resized_crop_nearest",
+    "resized_crop_bilinear",
+    "resize",
+    "random_roll",
+    "random_rotate",
     "square_cutout",
 ]
 
@@ -29,7 +38,9 @@ def uniform(n: int, low: float, high: float, like: Tensor, generator: Generator 
     return torch.rand(n, generator=generator, device=like.device) * (high - low) + low
 
 
-def randint(low: Tensor | int, high: Tensor | int, like: Tensor, generator: Generator = None) -> Tensor:
+def randint(
+    low: Tensor | int, high: Tensor | int, like: Tensor, generator: Generator = None
+) -> Tensor:
     """Integers uniform on ``[low, high]`` (both inclusive, elementwise), int64 on ``like``'s device."""
     low_t = torch.as_tensor(low, device=like.device)
     high_t = torch.as_tensor(high, device=like.device)
@@ -72,8 +83,13 @@ def _box_mask(top: Tensor, left: Tensor, h: Tensor, w: Tensor, H: int, W: int) -
     return inside_r[:, :, None] & inside_c[:, None, :]
 
 
-def paper_cutout(x: Tensor, p: float = 0.5, scale: tuple[float, float] = (0.02, 0.4),
-                 ratio: tuple[float, float] = (0.4, 2.5), generator: Generator = None) -> Tensor:
+def paper_cutout(
+    x: Tensor,
+    p: float = 0.5,
+    scale: tuple[float, float] = (0.02, 0.4),
+    ratio: tuple[float, float] = (0.4, 2.5),
+    generator: Generator = None,
+) -> Tensor:
     """The paper's cutout on RGB images in [0, 1].
 
     With probability ``p``: area ``s = U(scale) * H * W``, aspect ``r = U(ratio)``,
@@ -96,8 +112,13 @@ def paper_cutout(x: Tensor, p: float = 0.5, scale: tuple[float, float] = (0.02, 
     return torch.where(mask[:, None], fill, x)
 
 
-def resized_crop_params(x: Tensor, scale: tuple[float, float], ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                        generator: Generator = None, attempts: int = 10) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def resized_crop_params(
+    x: Tensor,
+    scale: tuple[float, float],
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    generator: Generator = None,
+    attempts: int = 10,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Random-resized-crop boxes ``(top, left, h, w)`` for each sample of ``x``.
 
     Up to ``attempts`` tries: area ``U(scale) * H * W``, log-aspect ``U(log ratio)``,
@@ -106,7 +127,9 @@ def resized_crop_params(x: Tensor, scale: tuple[float, float], ratio: tuple[floa
     """
     B, _, H, W = x.shape
     area = uniform(B * attempts, *scale, x, generator).view(B, attempts) * (H * W)
-    aspect = torch.exp(uniform(B * attempts, math.log(ratio[0]), math.log(ratio[1]), x, generator)).view(B, attempts)
+    aspect = torch.exp(
+        uniform(B * attempts, math.log(ratio[0]), math.log(ratio[1]), x, generator)
+    ).view(B, attempts)
     w_try = torch.round(torch.sqrt(area * aspect)).long()
     h_try = torch.round(torch.sqrt(area / aspect)).long()
     fits = (w_try > 0) & (w_try <= W) & (h_try > 0) & (h_try <= H)
@@ -126,7 +149,9 @@ def resized_crop_params(x: Tensor, scale: tuple[float, float], ratio: tuple[floa
     return top, left, h, w
 
 
-def resized_crop_nearest(x: Tensor, box: tuple[Tensor, Tensor, Tensor, Tensor], size: tuple[int, int]) -> Tensor:
+def resized_crop_nearest(
+    x: Tensor, box: tuple[Tensor, Tensor, Tensor, Tensor], size: tuple[int, int]
+) -> Tensor:
     """Crop each sample's box and resize it to ``size`` by nearest neighbour
     (output pixel ``i`` reads crop pixel ``floor(i * h / out_h)``, as ``interpolate(mode="nearest")``)."""
     top, left, h, w = box
@@ -145,11 +170,17 @@ def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
-def resized_crop_bilinear(x: Tensor, box: tuple[Tensor, Tensor, Tensor, Tensor], size: tuple[int, int]) -> Tensor:
+def resized_crop_bilinear(
+    x: Tensor, box: tuple[Tensor, Tensor, Tensor, Tensor], size: tuple[int, int]
+) -> Tensor:
     """Crop each sample's box and resize it to ``size`` (bilinear, antialiased)."""
     top, left, h, w = (v.tolist() for v in box)
-    return torch.cat([resize(x[b:b + 1, :, top[b]:top[b] + h[b], left[b]:left[b] + w[b]], size)
-                      for b in range(x.shape[0])])
+    return torch.cat(
+        [
+            resize(x[b : b + 1, :, top[b] : top[b] + h[b], left[b] : left[b] + w[b]], size)
+            for b in range(x.shape[0])
+        ]
+    )
 
 
 def random_roll(x: Tensor, max_shift: int, generator: Generator = None) -> Tensor:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -23,9 +23,17 @@ class ResidentLoader:
     ``generator`` (a ``torch.Generator`` on ``device``; default: the device's global RNG).
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, shuffle: bool = True,
-                 augment: bool | BatchTransform | None = False, device: str | torch.device = "cpu",
-                 generator: torch.Generator | None = None, drop_last: bool = False):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        shuffle: bool = True,
+        augment: bool | BatchTransform | None = False,
+        device: str | torch.device = "cpu",
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ):
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.device = torch.device(device)
@@ -33,17 +41,35 @@ class ResidentLoader:
         self.labels = labels.long().to(self.device)
         self.batch_size = batch_size
         self.shuffle = shuffle
-        self.transform: BatchTransform | None = cifar_train if augment is True else (augment or None)
+        self.transform: BatchTransform | None = (
+            cifar_train if augment is True else (augment or None)
+        )
         self.generator = generator
         self.drop_last = drop_last
 
     @classmethod
-    def from_dataset(cls, dataset, batch_size: int, shuffle: bool = True, device: str | torch.device = "cpu",
-                     generator: torch.Generator | None = None, drop_last: bool = False) -> "ResidentLoader":
+    def from_dataset(
+        cls,
+        dataset,
+        batch_size: int,
+        shuffle: bool = True,
+        device: str | torch.device = "cpu",
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+    ) -> ResidentLoader:
         """Build from a static dataset of :func:`~eisnn.data.create_dataset` (one with ``as_tensors()``),
         using its own train augmentation when it was created with ``augment=True``."""
         images, labels = dataset.as_tensors()
-        return cls(images, labels, batch_size, shuffle, dataset.batch_transform, device, generator, drop_last)
+        return cls(
+            images,
+            labels,
+            batch_size,
+            shuffle,
+            dataset.batch_transform,
+            device,
+            generator,
+            drop_last,
+        )
 
     def __len__(self) -> int:
         n = len(self.labels)
@@ -56,7 +82,7 @@ class ResidentLoader:
         else:
             order = torch.arange(n, device=self.device)
         for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             x = to_unit_float(self.images[idx])
             if self.transform is not None:
                 x = self.transform(x, self.generator)

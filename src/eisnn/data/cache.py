@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -31,7 +32,9 @@ def compact_dtype(max_count: int) -> np.dtype:
     return np.dtype(np.uint64)
 
 
-def frame_cache_dir(cache_root: str | os.PathLike, dataset: str, split: str, T: int, split_by: str) -> Path:
+def frame_cache_dir(
+    cache_root: str | os.PathLike, dataset: str, split: str, T: int, split_by: str
+) -> Path:
     """The cache folder of one ``(dataset, split, T, split_by)``."""
     return Path(cache_root) / dataset / f"{split}_T{T}_{split_by}"
 
@@ -53,7 +56,9 @@ class FrameStore:
         try:
             return np.load(path)
         except (OSError, ValueError) as err:
-            raise ValueError(f"{path}: unreadable frame cache entry ({err}); delete {self.directory} to rebuild") from err
+            raise ValueError(
+                f"{path}: unreadable frame cache entry ({err}); delete {self.directory} to rebuild"
+            ) from err
 
 
 def _stored_key(directory: Path) -> dict[str, Any] | None:
@@ -63,8 +68,12 @@ def _stored_key(directory: Path) -> dict[str, Any] | None:
         return None
 
 
-def load_or_build(directory: str | os.PathLike, key: dict[str, Any],
-                  samples: Iterable[tuple[np.ndarray, int]], total: int | None = None) -> FrameStore:
+def load_or_build(
+    directory: str | os.PathLike,
+    key: dict[str, Any],
+    samples: Iterable[tuple[np.ndarray, int]],
+    total: int | None = None,
+) -> FrameStore:
     """Open the cache at ``directory`` if it was built for ``key``, else build it from ``samples``.
 
     ``samples`` yields ``(counts [T, 2, H, W] integer array, label)``; it is only consumed
@@ -80,8 +89,11 @@ def load_or_build(directory: str | os.PathLike, key: dict[str, Any],
     tmp.mkdir()
     labels = []
     try:
-        for index, (counts, label) in enumerate(tqdm(samples, total=total, desc=f"caching {directory.name}",
-                                                      leave=False, mininterval=2.0)):
+        for index, (counts, label) in enumerate(
+            tqdm(
+                samples, total=total, desc=f"caching {directory.name}", leave=False, mininterval=2.0
+            )
+        ):
             np.save(tmp / f"{index}.npy", counts.astype(compact_dtype(int(counts.max(initial=0)))))
             labels.append(int(label))
     except BaseException:

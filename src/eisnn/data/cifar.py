@@ -21,10 +21,22 @@ from .transforms import cifar_train
 __all__ = ["read_cifar", "cifar_dataset"]
 
 LAYOUTS = {
-    "cifar10": dict(folder="cifar-10-batches-py", train=[f"data_batch_{i}" for i in range(1, 6)],
-                    test=["test_batch"], meta="batches.meta", labels="labels", names="label_names"),
-    "cifar100": dict(folder="cifar-100-python", train=["train"], test=["test"], meta="meta",
-                     labels="fine_labels", names="fine_label_names"),
+    "cifar10": dict(
+        folder="cifar-10-batches-py",
+        train=[f"data_batch_{i}" for i in range(1, 6)],
+        test=["test_batch"],
+        meta="batches.meta",
+        labels="labels",
+        names="label_names",
+    ),
+    "cifar100": dict(
+        folder="cifar-100-python",
+        train=["train"],
+        test=["test"],
+        meta="meta",
+        labels="fine_labels",
+        names="fine_label_names",
+    ),
 }
 
 
@@ -33,7 +45,9 @@ def _load_pickle(path: Path) -> dict:
         with open(path, "rb") as f:
             obj = pickle.load(f, encoding="latin1")
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise ValueError(f"{path}: not a readable CIFAR pickle ({type(err).__name__}: {err})") from err
+        raise ValueError(
+            f"{path}: not a readable CIFAR pickle ({type(err).__name__}: {err})"
+        ) from err
     if not isinstance(obj, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(obj).__name__}")
     return obj
@@ -53,7 +67,9 @@ def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
     return data.reshape(-1, 3, 32, 32), labels
 
 
-def read_cifar(name: str, root: str | Path, train: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def read_cifar(
+    name: str, root: str | Path, train: bool
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """``(images uint8 [N, 3, 32, 32], labels int64 [N], class names)`` of one split."""
     layout = LAYOUTS[name]
     files = layout["train"] if train else layout["test"]
@@ -64,7 +80,9 @@ def read_cifar(name: str, root: str | Path, train: bool) -> tuple[torch.Tensor, 
     labels = np.concatenate([p[1] for p in parts])
     num_classes = 10 if name == "cifar10" else 100
     if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"{folder}: labels outside 0..{num_classes - 1} (min {labels.min()}, max {labels.max()})")
+        raise ValueError(
+            f"{folder}: labels outside 0..{num_classes - 1} (min {labels.min()}, max {labels.max()})"
+        )
     return torch.from_numpy(images), torch.from_numpy(labels), names
 
 

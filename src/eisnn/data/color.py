@@ -34,7 +34,9 @@ def rgb_to_hsv(x: Tensor) -> Tensor:
     minc, _ = x.min(dim=1)
     delta = maxc - minc
     safe = torch.where(delta > 0, delta, torch.ones_like(delta))
-    s = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
+    s = torch.where(
+        maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc)
+    )
     rc, gc, bc = (maxc - r) / safe, (maxc - g) / safe, (maxc - b) / safe
     h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
     h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
@@ -48,11 +50,14 @@ def hsv_to_rgb(x: Tensor) -> Tensor:
     f = h * 6.0 - i
     sector = i.long() % 6
     p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    table = torch.stack((
-        torch.stack((v, q, p, p, t, v), dim=1),
-        torch.stack((t, v, v, q, p, p), dim=1),
-        torch.stack((p, p, t, v, v, q), dim=1),
-    ), dim=1)  # [B, 3 channels, 6 sectors, H, W]
+    table = torch.stack(
+        (
+            torch.stack((v, q, p, p, t, v), dim=1),
+            torch.stack((t, v, v, q, p, p), dim=1),
+            torch.stack((p, p, t, v, v, q), dim=1),
+        ),
+        dim=1,
+    )  # [B, 3 channels, 6 sectors, H, W]
     return table.gather(2, sector[:, None, None].expand(-1, 3, 1, -1, -1))[:, :, 0]
 
 
@@ -62,8 +67,14 @@ def _shift_hue(x: Tensor, shift: Tensor) -> Tensor:
     return hsv_to_rgb(torch.stack((hue, hsv[:, 1], hsv[:, 2]), dim=1))
 
 
-def color_jitter(x: Tensor, brightness: float, contrast: float, saturation: float, hue: float,
-                 generator: Generator = None) -> Tensor:
+def color_jitter(
+    x: Tensor,
+    brightness: float,
+    contrast: float,
+    saturation: float,
+    hue: float,
+    generator: Generator = None,
+) -> Tensor:
     """Random brightness, contrast, saturation and hue (see the module docstring)."""
     B = x.shape[0]
     b = uniform(B, 1 - brightness, 1 + brightness, x, generator)

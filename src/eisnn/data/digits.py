@@ -27,8 +27,9 @@ def digits_split(train: bool) -> tuple[np.ndarray, np.ndarray]:
     digits = load_digits()
     images = (digits.images / 16.0).astype(np.float32)
     labels = digits.target.astype(np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(images, labels, test_size=TEST_FRACTION, stratify=labels,
-                                              random_state=SPLIT_SEED)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        images, labels, test_size=TEST_FRACTION, stratify=labels, random_state=SPLIT_SEED
+    )
     return (x_tr, y_tr) if train else (x_te, y_te)
 
 
@@ -36,6 +37,9 @@ def digits_dataset(train: bool, augment: bool, image_size: int = 16) -> ImageTen
     images, labels = digits_split(train)
     x = torch.from_numpy(images)[:, None]
     if image_size != 8:
-        x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False).clamp_(0, 1)
-    return ImageTensorDataset(x, torch.from_numpy(labels), digits_train, augment and train,
-                              [str(i) for i in range(10)])
+        x = F.interpolate(
+            x, size=(image_size, image_size), mode="bilinear", align_corners=False
+        ).clamp_(0, 1)
+    return ImageTensorDataset(
+        x, torch.from_numpy(labels), digits_train, augment and train, [str(i) for i in range(10)]
+    )

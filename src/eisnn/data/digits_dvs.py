@@ -20,7 +20,9 @@ from .gesture import SegmentedLayout, segmented_dataset
 __all__ = ["DIGITS_DVS", "ensure_recordings", "digits_dvs_dataset", "DEFAULT_ROOT"]
 
 CONFIG = EmulatorConfig(sensor_size=32)
-DIGITS_DVS = SegmentedLayout("digits_dvs", ("digits_dvs",), (CONFIG.sensor_size, CONFIG.sensor_size), 10)
+DIGITS_DVS = SegmentedLayout(
+    "digits_dvs", ("digits_dvs",), (CONFIG.sensor_size, CONFIG.sensor_size), 10
+)
 DEFAULT_ROOT = Path(os.path.expanduser("~/.cache/eisnn"))
 SEEDS = {"train": 1, "test": 2}
 
@@ -38,7 +40,13 @@ def ensure_recordings(root: str | os.PathLike | None) -> Path:
     return folder
 
 
-def digits_dvs_dataset(root: str | os.PathLike | None, train: bool, T: int, split_by: str,
-                       cache_dir: str | os.PathLike | None, transform) -> EventFrameDataset:
+def digits_dvs_dataset(
+    root: str | os.PathLike | None,
+    train: bool,
+    T: int,
+    split_by: str,
+    cache_dir: str | os.PathLike | None,
+    transform,
+) -> EventFrameDataset:
     folder = ensure_recordings(root)
     return segmented_dataset(DIGITS_DVS, folder, train, T, split_by, cache_dir, transform)

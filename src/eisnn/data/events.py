@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -21,15 +21,30 @@ def file_fingerprint(folder: Path, files: Iterable[Path]) -> list[list]:
     return [[str(Path(f).relative_to(folder)), os.path.getsize(f)] for f in files]
 
 
-def cached_frames(dataset: str, split: str, T: int, split_by: str, size: Sequence[int], cache_root: Path,
-                  sources: list[list], samples: Callable[[], Iterable[tuple[np.ndarray, int]]],
-                  total: int | None = None) -> FrameStore:
+def cached_frames(
+    dataset: str,
+    split: str,
+    T: int,
+    split_by: str,
+    size: Sequence[int],
+    cache_root: Path,
+    sources: list[list],
+    samples: Callable[[], Iterable[tuple[np.ndarray, int]]],
+    total: int | None = None,
+) -> FrameStore:
     """The frame cache of one split, built from ``samples()`` unless a matching one exists."""
     if split_by not in SPLIT_MODES:
         raise ValueError(f"{dataset}: split_by must be one of {SPLIT_MODES}, got {split_by!r}")
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"{dataset}: T must be a positive integer, got {T!r}")
-    key = {"dataset": dataset, "split": split, "T": T, "split_by": split_by, "size": list(size), "sources": sources}
+    key = {
+        "dataset": dataset,
+        "split": split,
+        "T": T,
+        "split_by": split_by,
+        "size": list(size),
+        "sources": sources,
+    }
     directory = frame_cache_dir(cache_root, dataset, split, T, split_by)
     return load_or_build(directory, key, _lazy(samples), total)
 
@@ -41,8 +56,12 @@ def _lazy(samples: Callable[[], Iterable]) -> Iterable:
 class EventFrameDataset(Dataset):
     """``(x float32 [T, 2, H', W'], label)`` from a frame cache, ``transform`` applied per sample."""
 
-    def __init__(self, store: FrameStore, transform: Callable[[torch.Tensor], torch.Tensor] | None,
-                 label_map: Sequence[int] | None = None):
+    def __init__(
+        self,
+        store: FrameStore,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None,
+        label_map: Sequence[int] | None = None,
+    ):
         self.store = store
         self.transform = transform
         labels = store.labels if label_map is None else np.asarray(label_map)[store.labels]

@@ -33,8 +33,12 @@ def _frame_index(t: np.ndarray, T: int, split_by: str) -> np.ndarray:
     return np.minimum((t - t[0]) // dt, T - 1)
 
 
-def events_to_counts(events: dict[str, np.ndarray], T: int, split_by: str = "number",
-                     size: tuple[int, int] = (128, 128)) -> np.ndarray:
+def events_to_counts(
+    events: dict[str, np.ndarray],
+    T: int,
+    split_by: str = "number",
+    size: tuple[int, int] = (128, 128),
+) -> np.ndarray:
     """Integer event counts ``[T, 2, H, W]`` (int64) of one sample, by the rules above."""
     if split_by not in SPLIT_MODES:
         raise ValueError(f"split_by must be one of {SPLIT_MODES}, got {split_by!r}")
@@ -49,8 +53,10 @@ def events_to_counts(events: dict[str, np.ndarray], T: int, split_by: str = "num
         t, x, y, p = t[order], x[order], y[order], p[order]
     x, y, p = x.astype(np.int64), y.astype(np.int64), p.astype(np.int64)
     if x.min() < 0 or x.max() >= W or y.min() < 0 or y.max() >= H:
-        raise ValueError(f"event coordinates outside the {H}x{W} sensor "
-                         f"(x in [{x.min()}, {x.max()}], y in [{y.min()}, {y.max()}])")
+        raise ValueError(
+            f"event coordinates outside the {H}x{W} sensor "
+            f"(x in [{x.min()}, {x.max()}], y in [{y.min()}, {y.max()}])"
+        )
     if p.min() < 0 or p.max() > 1:
         raise ValueError("event polarity must be 0 or 1")
     j = _frame_index(t.astype(np.int64), T, split_by)
@@ -58,7 +64,11 @@ def events_to_counts(events: dict[str, np.ndarray], T: int, split_by: str = "num
     return np.bincount(flat, minlength=T * 2 * H * W).reshape(T, 2, H, W)
 
 
-def events_to_frames(events: dict[str, np.ndarray], T: int, split_by: str = "number",
-                     size: tuple[int, int] = (128, 128)) -> np.ndarray:
+def events_to_frames(
+    events: dict[str, np.ndarray],
+    T: int,
+    split_by: str = "number",
+    size: tuple[int, int] = (128, 128),
+) -> np.ndarray:
     """Count frames ``[T, 2, H, W]`` float32 of one sample (see the module docstring)."""
     return events_to_counts(events, T, split_by, size).astype(np.float32)

@@ -25,8 +25,14 @@ class ImageTensorDataset(Dataset):
     :class:`~eisnn.data.batched.ResidentLoader`, which applies ``batch_transform`` to whole batches.
     """
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, train_transform: BatchTransform | None,
-                 augment: bool, classes: list[str]):
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        train_transform: BatchTransform | None,
+        augment: bool,
+        classes: list[str],
+    ):
         self.images = images
         self.labels = labels.long()
         self.classes = classes

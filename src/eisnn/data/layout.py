@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import InputNotFoundError
 
 __all__ = ["find_folder"]
 
 
-def find_folder(dataset: str, root: str | os.PathLike | None, folder: str | Sequence[str],
-                required: Sequence[str], layout: str | None = None) -> Path:
+def find_folder(
+    dataset: str,
+    root: str | os.PathLike | None,
+    folder: str | Sequence[str],
+    required: Sequence[str],
+    layout: str | None = None,
+) -> Path:
     """The folder holding all ``required`` entries: ``root`` itself or ``root/<folder>``.
 
     ``folder`` may list several customary names (tried in order). Raises InputNotFoundError naming
@@ -20,8 +25,10 @@ def find_folder(dataset: str, root: str | os.PathLike | None, folder: str | Sequ
     """
     names = [folder] if isinstance(folder, str) else list(folder)
     if root is None:
-        raise InputNotFoundError(f"{dataset}: no data_dir given; expected a folder containing "
-                                 f"{layout or names[0] + '/' + ', '.join(required)}")
+        raise InputNotFoundError(
+            f"{dataset}: no data_dir given; expected a folder containing "
+            f"{layout or names[0] + '/' + ', '.join(required)}"
+        )
     root = Path(root).expanduser()
     candidates = [root, *(root / name for name in names)]
     for candidate in candidates:
@@ -29,5 +36,6 @@ def find_folder(dataset: str, root: str | os.PathLike | None, folder: str | Sequ
             return candidate
     looked = ", ".join(str(c) for c in candidates)
     expected = layout or f"{names[0]}/{{{', '.join(required)}}}"
-    raise InputNotFoundError(f"{dataset}: dataset not found (looked in {looked}); "
-                             f"expected layout: {expected}")
+    raise InputNotFoundError(
+        f"{dataset}: dataset not found (looked in {looked}); expected layout: {expected}"
+    )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch.utils.data import Dataset
 
@@ -17,6 +18,7 @@ __all__ = ["DatasetInfo", "DATASET_NAMES", "dataset_info", "create_dataset"]
 class DatasetInfo:
     """What a network needs to know: classes, input channels, input side (pixels), event or static
     (event samples are ``[T, 2, image_size, image_size]``, static ones ``[C, H, W]``), default ``T``."""
+
     num_classes: int
     in_channels: int
     image_size: int
@@ -26,7 +28,11 @@ class DatasetInfo:
     def input_shape(self, T: int | None = None) -> tuple[int, ...]:
         """Shape of one sample ``x`` as the dataset yields it."""
         side = (self.image_size, self.image_size)
-        return (T or self.default_T, self.in_channels, *side) if self.is_event else (self.in_channels, *side)
+        return (
+            (T or self.default_T, self.in_channels, *side)
+            if self.is_event
+            else (self.in_channels, *side)
+        )
 
 
 _INFO = {
@@ -55,18 +61,22 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def _digits(root, train, T, augment, image_size: int = 16):
     from .digits import digits_dataset
+
     return digits_dataset(train, augment, image_size)
 
 
 def _cifar(name):
     def build(root, train, T, augment):
         from .cifar import cifar_dataset
+
         return cifar_dataset(name, root, train, augment)
+
     return build
 
 
 def _tinyimagenet(root, train, T, augment, image_size: int = 32):
     from .tinyimagenet import TinyImageNet
+
     return TinyImageNet(root, train, augment, image_size)
 
 
@@ -74,40 +84,75 @@ def _event_transform(train_tf: Callable, eval_tf: Callable | None, train: bool, 
     return train_tf if (train and augment) else eval_tf
 
 
-def _gesture(root, train, T, augment, split_by: str = "number", cache_dir=None, label_order: str = "numeric"):
+def _gesture(
+    root, train, T, augment, split_by: str = "number", cache_dir=None, label_order: str = "numeric"
+):
     from .gesture import GESTURE, PAPER_GESTURE_ORDER, segmented_dataset
+
     orders = {"numeric": None, "paper": PAPER_GESTURE_ORDER}
     if label_order not in orders:
-        raise ValueError(f"dvs128_gesture: label_order must be 'numeric' or 'paper', got {label_order!r}")
-    return segmented_dataset(GESTURE, root, train, T, split_by, cache_dir,
-                             _event_transform(tf.gesture_train, tf.event_eval, train, augment), orders[label_order])
+        raise ValueError(
+            f"dvs128_gesture: label_order must be 'numeric' or 'paper', got {label_order!r}"
+        )
+    return segmented_dataset(
+        GESTURE,
+        root,
+        train,
+        T,
+        split_by,
+        cache_dir,
+        _event_transform(tf.gesture_train, tf.event_eval, train, augment),
+        orders[label_order],
+    )
 
 
 def _cifar10_dvs(root, train, T, augment, split_by: str = "number", cache_dir=None):
     from .cifar10_dvs import cifar10_dvs_dataset
-    return cifar10_dvs_dataset(root, train, T, split_by, cache_dir,
-                               _event_transform(tf.cifar10_dvs_train, tf.event_eval, train, augment))
+
+    return cifar10_dvs_dataset(
+        root,
+        train,
+        T,
+        split_by,
+        cache_dir,
+        _event_transform(tf.cifar10_dvs_train, tf.event_eval, train, augment),
+    )
 
 
 def _digits_dvs(root, train, T, augment, split_by: str = "number", cache_dir=None):
     from .digits_dvs import digits_dvs_dataset
-    return digits_dvs_dataset(root, train, T, split_by, cache_dir,
-                              _event_transform(tf.digits_dvs_train, None, train, augment))
+
+    return digits_dvs_dataset(
+        root,
+        train,
+        T,
+        split_by,
+        cache_dir,
+        _event_transform(tf.digits_dvs_train, None, train, augment),
+    )
 
 
 def _digits_seq(root, train, T, augment):
     from .digits_seq import digits_seq_dataset
+
     return digits_seq_dataset(train, T)
 
 
 _BUILDERS: dict[str, Callable[..., Dataset]] = {
-    "digits": _digits, "digits_dvs": _digits_dvs, "digits_seq": _digits_seq, "cifar10": _cifar("cifar10"), "cifar100": _cifar("cifar100"),
-    "tinyimagenet": _tinyimagenet, "dvs128_gesture": _gesture, "cifar10_dvs": _cifar10_dvs,
+    "digits": _digits,
+    "digits_dvs": _digits_dvs,
+    "digits_seq": _digits_seq,
+    "cifar10": _cifar("cifar10"),
+    "cifar100": _cifar("cifar100"),
+    "tinyimagenet": _tinyimagenet,
+    "dvs128_gesture": _gesture,
+    "cifar10_dvs": _cifar10_dvs,
 }
 
 
-def create_dataset(name: str, root: Any, train: bool, T: int | None = None, augment: bool = True,
-                   **kwargs: Any) -> Dataset:
+def create_dataset(
+    name: str, root: Any, train: bool, T: int | None = None, augment: bool = True, **kwargs: Any
+) -> Dataset:
     """Dataset ``name`` (one of ``DATASET_NAMES``) from the folder ``root``, yielding ``(x, label)``.
 
     Static images: ``x`` float32 ``[C, H, W]`` in [0, 1], no mean/std normalisation, ``T`` unused.
@@ -121,8 +166,10 @@ def create_dataset(name: str, root: Any, train: bool, T: int | None = None, augm
     allowed = list(inspect.signature(builder).parameters)[4:]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
-        raise ValueError(f"dataset {name!r} does not take option(s) {', '.join(unknown)}; "
-                         f"it takes: {', '.join(allowed) or 'none'}")
+        raise ValueError(
+            f"dataset {name!r} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(allowed) or 'none'}"
+        )
     if info.is_event:
         T = info.default_T if T is None else T
     return builder(root, train, T, augment, **kwargs)

@@ -20,8 +20,10 @@ from .transforms import tinyimagenet_eval, tinyimagenet_train
 
 __all__ = ["TinyImageNet", "read_image"]
 
-LAYOUT = ("tiny-imagenet-200/{wnids.txt, train/<wnid>/images/<wnid>_<k>.JPEG, "
-          "val/images/val_<k>.JPEG, val/val_annotations.txt}")
+LAYOUT = (
+    "tiny-imagenet-200/{wnids.txt, train/<wnid>/images/<wnid>_<k>.JPEG, "
+    "val/images/val_<k>.JPEG, val/val_annotations.txt}"
+)
 
 
 def read_image(path: Path) -> torch.Tensor:
@@ -39,8 +41,9 @@ def _train_samples(folder: Path, wnids: list[str]) -> list[tuple[Path, int]]:
     for label, wnid in enumerate(wnids):
         images = folder / "train" / wnid / "images"
         if not images.is_dir():
-            raise InputNotFoundError(f"tinyimagenet: missing class folder {images}; "
-                                     f"expected layout: {LAYOUT}")
+            raise InputNotFoundError(
+                f"tinyimagenet: missing class folder {images}; expected layout: {LAYOUT}"
+            )
         files = sorted(p for p in images.iterdir() if p.suffix.lower() == ".jpeg")
         samples += [(p, label) for p in files]
     return samples
@@ -54,7 +57,9 @@ def _val_samples(folder: Path, index: dict[str, int]) -> list[tuple[Path, int]]:
             continue
         parts = line.split("\t")
         if len(parts) < 2 or parts[1] not in index:
-            raise ValueError(f"{annotations}: line {row} is not '<file>\\t<known wnid>\\t...': {line!r}")
+            raise ValueError(
+                f"{annotations}: line {row} is not '<file>\\t<known wnid>\\t...': {line!r}"
+            )
         samples.append((folder / "val" / "images" / parts[0], index[parts[1]]))
     return samples
 
@@ -63,11 +68,20 @@ class TinyImageNet(Dataset):
     """TinyImageNet-200 train or val split; ``x`` is float32 ``[3, size, size]`` in [0, 1]."""
 
     def __init__(self, root: str | Path, train: bool, augment: bool = True, image_size: int = 32):
-        folder = find_folder("tinyimagenet", root, "tiny-imagenet-200",
-                             ["wnids.txt", "train", "val/val_annotations.txt"], LAYOUT)
-        self.classes = sorted(w.strip() for w in (folder / "wnids.txt").read_text().split() if w.strip())
+        folder = find_folder(
+            "tinyimagenet",
+            root,
+            "tiny-imagenet-200",
+            ["wnids.txt", "train", "val/val_annotations.txt"],
+            LAYOUT,
+        )
+        self.classes = sorted(
+            w.strip() for w in (folder / "wnids.txt").read_text().split() if w.strip()
+        )
         index = {w: i for i, w in enumerate(self.classes)}
-        self.samples = _train_samples(folder, self.classes) if train else _val_samples(folder, index)
+        self.samples = (
+            _train_samples(folder, self.classes) if train else _val_samples(folder, index)
+        )
         self.labels = torch.tensor([label for _, label in self.samples], dtype=torch.long)
         self.train_augment = augment and train
         self.image_size = image_size

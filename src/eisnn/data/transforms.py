@@ -15,13 +15,25 @@ them on whole batches on the device.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
-from .augment import (Generator, Tensor, paper_cutout, randint, random_crop, random_hflip, random_roll,
-                      random_rotate, resize, resized_crop_bilinear, resized_crop_nearest,
-                      resized_crop_params, square_cutout)
+from .augment import (
+    Generator,
+    Tensor,
+    paper_cutout,
+    randint,
+    random_crop,
+    random_hflip,
+    random_roll,
+    random_rotate,
+    resize,
+    resized_crop_bilinear,
+    resized_crop_nearest,
+    resized_crop_params,
+    square_cutout,
+)
 from .color import color_jitter
 
 BatchTransform = Callable[[Tensor, Generator], Tensor]
@@ -48,7 +60,9 @@ def digits_train(x: Tensor, generator: Generator = None) -> Tensor:
 
 
 def tinyimagenet_train(x: Tensor, generator: Generator = None, size: int = 32) -> Tensor:
-    x = resized_crop_bilinear(x, resized_crop_params(x, (0.08, 1.0), generator=generator), (size, size))
+    x = resized_crop_bilinear(
+        x, resized_crop_params(x, (0.08, 1.0), generator=generator), (size, size)
+    )
     x = random_hflip(x, generator=generator)
     x = color_jitter(x, 0.4, 0.4, 0.4, 0.1, generator)
     return paper_cutout(x, generator=generator)
@@ -58,7 +72,9 @@ def tinyimagenet_eval(x: Tensor, size: int = 32) -> Tensor:
     return resize(x, (size, size))
 
 
-def _crop_resize_flip(x: Tensor, scale: tuple[float, float], size: tuple[int, int], generator: Generator) -> Tensor:
+def _crop_resize_flip(
+    x: Tensor, scale: tuple[float, float], size: tuple[int, int], generator: Generator
+) -> Tensor:
     full = tuple(x.shape[-2:])
     x = resized_crop_nearest(x, resized_crop_params(x, scale, generator=generator), full)
     return random_hflip(resize(x, size), generator=generator)
@@ -74,7 +90,9 @@ def event_eval(x: Tensor) -> Tensor:
 
 
 def _one_of_roll_rotate_cutout(x: Tensor, generator: Generator) -> Tensor:
-    choice = randint(torch.zeros(x.shape[0], dtype=torch.long), 2, x, generator)[:, None, None, None]
+    choice = randint(torch.zeros(x.shape[0], dtype=torch.long), 2, x, generator)[
+        :, None, None, None
+    ]
     rolled = random_roll(x, 5, generator)
     rotated = random_rotate(x, 30.0, generator)
     cut = square_cutout(x, 16, generator)
@@ -82,11 +100,19 @@ def _one_of_roll_rotate_cutout(x: Tensor, generator: Generator) -> Tensor:
 
 
 def cifar10_dvs_train(x: Tensor, generator: Generator = None) -> Tensor:
-    return _on_frames(x, lambda y: _one_of_roll_rotate_cutout(
-        _crop_resize_flip(y, (0.7, 1.0), EVENT_SIZE, generator), generator))
+    return _on_frames(
+        x,
+        lambda y: _one_of_roll_rotate_cutout(
+            _crop_resize_flip(y, (0.7, 1.0), EVENT_SIZE, generator), generator
+        ),
+    )
 
 
 def digits_dvs_train(x: Tensor, generator: Generator = None) -> Tensor:
     """Emulated digits: random resized crop (scale 0.7-1, nearest) at the sensor size; no flip."""
-    return _on_frames(x, lambda y: resized_crop_nearest(
-        y, resized_crop_params(y, (0.7, 1.0), generator=generator), tuple(y.shape[-2:])))
+    return _on_frames(
+        x,
+        lambda y: resized_crop_nearest(
+            y, resized_crop_params(y, (0.7, 1.0), generator=generator), tuple(y.shape[-2:])
+        ),
+    )

@@ -32,8 +32,13 @@ class DiagnosticsCallback(Callback):
     def on_setup(self, trainer: Trainer) -> None:
         cfg = trainer.cfg
         if trainer.ranks.is_main:
-            self.diagnostics = TrainingDiagnostics(trainer.model, trainer.run_dir, cfg.epochs,
-                                                   cfg.diagnostics_every, cfg.histogram_epochs)
+            self.diagnostics = TrainingDiagnostics(
+                trainer.model,
+                trainer.run_dir,
+                cfg.epochs,
+                cfg.diagnostics_every,
+                cfg.histogram_epochs,
+            )
 
     def on_step(self, trainer: Trainer) -> None:
         if self.diagnostics is not None:

@@ -37,7 +37,7 @@ def layer_names(history: Sequence[dict[str, Any]]) -> list[str]:
     for row in history:
         for key in row:
             if key.startswith(DIAG_PREFIX):
-                name = key[len(DIAG_PREFIX):].rpartition("/")[0]
+                name = key[len(DIAG_PREFIX) :].rpartition("/")[0]
                 if name not in names:
                     names.append(name)
     return names
@@ -64,13 +64,20 @@ def plot_layer_curves(history: Sequence[dict[str, Any]], path: str | Path) -> No
         ax.grid(alpha=0.3)
     if layers:
         handles = [Line2D([], [], color=color) for color in colors]
-        fig.legend(handles, layers, loc="center right", fontsize=6, title="layer (input first)", title_fontsize=7)
+        fig.legend(
+            handles,
+            layers,
+            loc="center right",
+            fontsize=6,
+            title="layer (input first)",
+            title_fontsize=7,
+        )
     ax = fig.add_subplot(2, 5, len(PANELS) + 1)
     kinds = [k for k in (history[0] if history else {}) if k.startswith(GRAD_PREFIX)]
     for key in kinds:
         x, y = series(history, key)
         if x:
-            ax.plot(x, y, label=key[len(GRAD_PREFIX):], marker="o", markersize=2)
+            ax.plot(x, y, label=key[len(GRAD_PREFIX) :], marker="o", markersize=2)
     ax.set_yscale("log")
     ax.set_title("gradient norm per kind (mean/step)", fontsize=8)
     ax.tick_params(labelsize=7)
@@ -89,19 +96,31 @@ def _pick(names: list[str], count: int) -> list[str]:
     return [names[round(i * (len(names) - 1) / (count - 1))] for i in range(count)]
 
 
-HIST_COLUMNS = (("weight", "w_ee"), ("weight", "w_ei"), ("weight", "g_i"), ("current", "i_ee"),
-                ("current", "sub"), ("current", "div"), ("current", "i_int"))
+HIST_COLUMNS = (
+    ("weight", "w_ee"),
+    ("weight", "w_ei"),
+    ("weight", "g_i"),
+    ("current", "i_ee"),
+    ("current", "sub"),
+    ("current", "div"),
+    ("current", "i_int"),
+)
 
 
 def plot_histograms(npz_path: str | Path, path: str | Path, max_layers: int = 3) -> None:
     """Histograms of weights and currents of a few layers (first to last) at one epoch."""
     data = np.load(npz_path)
-    layers = list(dict.fromkeys(k.split("/", 1)[1].rpartition("/")[0] for k in data.files))  # forward order
+    layers = list(
+        dict.fromkeys(k.split("/", 1)[1].rpartition("/")[0] for k in data.files)
+    )  # forward order
     layers = _pick(layers, max_layers)
     epoch = re.search(r"epoch(\d+)", Path(npz_path).name)
     fig = Figure(figsize=(15, 1.9 * max(len(layers), 1) + 0.6))
     fig.subplots_adjust(left=0.08, right=0.99, bottom=0.06, top=0.9, wspace=0.35, hspace=0.6)
-    fig.suptitle(f"weights and currents{f' at epoch {epoch.group(1)}' if epoch else ''} (log counts)", fontsize=9)
+    fig.suptitle(
+        f"weights and currents{f' at epoch {epoch.group(1)}' if epoch else ''} (log counts)",
+        fontsize=9,
+    )
     for r, layer in enumerate(layers):
         for c, (group, name) in enumerate(HIST_COLUMNS):
             ax = fig.add_subplot(len(layers), len(HIST_COLUMNS), r * len(HIST_COLUMNS) + c + 1)
@@ -110,7 +129,12 @@ def plot_histograms(npz_path: str | Path, path: str | Path, max_layers: int = 3)
                 values = data[key][np.isfinite(data[key])]
                 if values.size:
                     counts, edges = np.histogram(values, bins=40)
-                    ax.stairs(counts, edges, fill=True, color="tab:red" if group == "weight" else "tab:blue")
+                    ax.stairs(
+                        counts,
+                        edges,
+                        fill=True,
+                        color="tab:red" if group == "weight" else "tab:blue",
+                    )
                     ax.set_yscale("log")
             ax.set_title(name, fontsize=8)
             ax.tick_params(labelsize=6)
@@ -119,7 +143,9 @@ def plot_histograms(npz_path: str | Path, path: str | Path, max_layers: int = 3)
     save_figure(fig, path)
 
 
-def plot_diagnostics(history: Sequence[dict[str, Any]], run_dir: str | Path, redraw: bool = True) -> list[Path]:
+def plot_diagnostics(
+    history: Sequence[dict[str, Any]], run_dir: str | Path, redraw: bool = True
+) -> list[Path]:
     """The diagnostics plots of a run into ``run_dir/plots``; returns the files written.
     With ``redraw=False`` a histogram plot newer than its data is left as it is."""
     run_dir = Path(run_dir)

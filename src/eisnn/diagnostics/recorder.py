@@ -107,6 +107,7 @@ class Recorder:
                     currents["i_int"] = output
                     for key in CURRENT_SAMPLES:
                         self._samples[f"{name}/{key}"] = _strided(currents[key], self.samples)
+
         return record
 
     def summary(self) -> dict[str, dict[str, float]]:
@@ -132,9 +133,12 @@ class Recorder:
 
 def weight_samples(model: nn.Module, limit: int = 4096) -> dict[str, np.ndarray]:
     """``{"<layer>/<w_ee|w_ie|w_ei|g_i|g_e|b_e>": values}`` of every E-I layer (strided subsample)."""
-    return {f"{name}/{param}": _strided(getattr(probe.ei, param), limit)
-            for name, probe in diagnosed_layers(model).items() if probe.ei is not None
-            for param in ("w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e")}
+    return {
+        f"{name}/{param}": _strided(getattr(probe.ei, param), limit)
+        for name, probe in diagnosed_layers(model).items()
+        if probe.ei is not None
+        for param in ("w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e")
+    }
 
 
 class GradientNorms:

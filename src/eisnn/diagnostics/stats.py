@@ -39,10 +39,21 @@ def current_sums(currents: dict[str, torch.Tensor]) -> torch.Tensor:
     rows = div.shape[0]
     empty = (div.reshape(rows, -1) > 0).sum(1) == 0
     sizes = i_ee.new_tensor([i_ee.numel(), s_i.numel(), rows])
-    return torch.stack([
-        sizes[0], i_ee.sum(), sub.sum(), (s_i > 0).sum().double(), s_i.sum(), sizes[1],
-        div.sum(), (div * div).sum(), (div == 0).sum().double(), empty.sum().double(), sizes[2],
-    ])
+    return torch.stack(
+        [
+            sizes[0],
+            i_ee.sum(),
+            sub.sum(),
+            (s_i > 0).sum().double(),
+            s_i.sum(),
+            sizes[1],
+            div.sum(),
+            (div * div).sum(),
+            (div == 0).sum().double(),
+            empty.sum().double(),
+            sizes[2],
+        ]
+    )
 
 
 def current_stats(sums: torch.Tensor) -> dict[str, float]:
@@ -63,8 +74,9 @@ def current_stats(sums: torch.Tensor) -> dict[str, float]:
 def firing_stats(counts: torch.Tensor, steps: int) -> dict[str, float]:
     """``e_rate, silent, saturated`` from per-unit spike counts over ``steps`` (time steps x
     samples), as :meth:`eisnn.train.monitor.FiringRateMonitor.neuron_counts` gives them."""
-    rate, silent, saturated = torch.stack([counts.mean() / steps, (counts == 0).double().mean(),
-                                           (counts >= steps).double().mean()]).tolist()
+    rate, silent, saturated = torch.stack(
+        [counts.mean() / steps, (counts == 0).double().mean(), (counts >= steps).double().mean()]
+    ).tolist()
     return {"e_rate": rate, "silent": silent, "saturated": saturated}
 
 
@@ -79,7 +91,9 @@ def parameter_kind(model: nn.Module, name: str) -> str:
     """Kind of parameter ``name``: ``w_ee, w_ie, w_ei, g_i, g_e, b_e`` in E-I layers, else
     ``<module class>.<attribute>`` (``conv2d.weight``, ``batchnorm2d.bias``, ``linear.weight``)."""
     owner, _, attr = name.rpartition(".")
-    if ".parametrizations." in f".{name}":  # a reparametrized tensor: <owner>.parametrizations.<attr>.original
+    if (
+        ".parametrizations." in f".{name}"
+    ):  # a reparametrized tensor: <owner>.parametrizations.<attr>.original
         owner, _, rest = f".{name}".partition(".parametrizations.")
         owner, attr = owner[1:], rest.partition(".")[0]
     module = model.get_submodule(owner) if owner else model
@@ -91,6 +105,9 @@ def grad_sq_norms(groups: dict[str, list[nn.Parameter]]) -> torch.Tensor:
     out = []
     for params in groups.values():
         grads = [p.grad.detach().float() for p in params if p.grad is not None]
-        out.append(torch.stack([g.square().sum() for g in grads]).sum() if grads else
-                   torch.zeros((), device=params[0].device))
+        out.append(
+            torch.stack([g.square().sum() for g in grads]).sum()
+            if grads
+            else torch.zeros((), device=params[0].device)
+        )
     return torch.stack(out)

@@ -39,19 +39,31 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def flatten_summary(summary: dict[str, dict[str, float]]) -> dict[str, float]:
     """``{layer: {stat: v}}`` -> ``{"diag/<layer>/<stat>": v}``."""
-    return {f"{DIAG_PREFIX}{layer}/{stat}": value for layer, row in summary.items() for stat, value in row.items()}
+    return {
+        f"{DIAG_PREFIX}{layer}/{stat}": value
+        for layer, row in summary.items()
+        for stat, value in row.items()
+    }
 
 
 class TrainingDiagnostics:
     """Gradient norms every step, activity statistics on the evaluations that are due."""
 
-    def __init__(self, model: nn.Module, run_dir: str | Path, epochs: int, every: int = 1,
-                 histogram_epochs: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        run_dir: str | Path,
+        epochs: int,
+        every: int = 1,
+        histogram_epochs: list[int] | None = None,
+    ) -> None:
         self.model = model
         self.run_dir = Path(run_dir)
         self.epochs = epochs
         self.every = every
-        self.histogram_epochs = set(histogram_epochs if histogram_epochs is not None else (1, epochs))
+        self.histogram_epochs = set(
+            histogram_epochs if histogram_epochs is not None else (1, epochs)
+        )
         self.grads = GradientNorms(model)
 
     def after_backward(self) -> None:
@@ -73,7 +85,14 @@ class TrainingDiagnostics:
     def activity_row(self, epoch: int, recorder: Recorder) -> dict[str, Any]:
         """The recorded statistics; at a histogram epoch also writes the histogram data."""
         if epoch in self.histogram_epochs:
-            save_npz(histogram_path(self.run_dir, epoch),
-                     {**{f"weight/{k}": v for k, v in weight_samples(self.model, HISTOGRAM_SAMPLES).items()},
-                      **{f"current/{k}": v for k, v in recorder.current_samples().items()}})
+            save_npz(
+                histogram_path(self.run_dir, epoch),
+                {
+                    **{
+                        f"weight/{k}": v
+                        for k, v in weight_samples(self.model, HISTOGRAM_SAMPLES).items()
+                    },
+                    **{f"current/{k}": v for k, v in recorder.current_samples().items()},
+                },
+            )
         return flatten_summary(recorder.summary())

@@ -33,8 +33,15 @@ from . import tuning
 
 SOURCE = Path(__file__).with_name("cpu_kernels.c")
 FLAGS = [
-    "-O3", "-std=c99", "-ffp-contract=off", "-fno-trapping-math", "-fopenmp", "-fPIC", "-shared",
-    f"-DEISNN_BLOCK={tuning.KERNEL_BLOCK}", f"-DEISNN_MIN_PARALLEL={tuning.KERNEL_MIN_PARALLEL}",
+    "-O3",
+    "-std=c99",
+    "-ffp-contract=off",
+    "-fno-trapping-math",
+    "-fopenmp",
+    "-fPIC",
+    "-shared",
+    f"-DEISNN_BLOCK={tuning.KERNEL_BLOCK}",
+    f"-DEISNN_MIN_PARALLEL={tuning.KERNEL_MIN_PARALLEL}",
 ]
 SURROGATE_CODES = {"sigmoid": 0, "arctan": 1}
 STABILIZATION_CODES = {"none": 0, "epsilon": 1, "adaptive": 2}
@@ -53,7 +60,9 @@ def _build() -> Path:
     compiler = os.environ.get("CC") or "cc"
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r} on PATH")
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join([compiler, *FLAGS]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        SOURCE.read_bytes() + " ".join([compiler, *FLAGS]).encode()
+    ).hexdigest()[:16]
     target = _cache_dir() / f"cpu_kernels-{digest}.so"
     if target.exists():
         return target
@@ -61,9 +70,16 @@ def _build() -> Path:
     fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        done = subprocess.run([compiler, *FLAGS, "-o", partial, str(SOURCE)], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [compiler, *FLAGS, "-o", partial, str(SOURCE)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         if done.returncode != 0:
-            raise RuntimeError(f"{compiler} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+            raise RuntimeError(
+                f"{compiler} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+            )
         os.replace(partial, target)
     finally:
         if os.path.exists(partial):
@@ -79,22 +95,71 @@ def _load() -> ctypes.CDLL | None:
                 library = ctypes.CDLL(str(_build()))
                 p, long, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_float
                 integer = ctypes.c_int
-                library.ei_forward_f32.argtypes = [p, long, p, p, p, p, p, p, long, long, long, integer, real, integer]
-                library.ei_backward_f32.argtypes = [p, p, p, p, long, p, p, p, p, long, long, long, integer, real, integer]
+                library.ei_forward_f32.argtypes = [
+                    p,
+                    long,
+                    p,
+                    p,
+                    p,
+                    p,
+                    p,
+                    p,
+                    long,
+                    long,
+                    long,
+                    integer,
+                    real,
+                    integer,
+                ]
+                library.ei_backward_f32.argtypes = [
+                    p,
+                    p,
+                    p,
+                    p,
+                    long,
+                    p,
+                    p,
+                    p,
+                    p,
+                    long,
+                    long,
+                    long,
+                    integer,
+                    real,
+                    integer,
+                ]
                 library.lif_forward_f32.argtypes = [p, p, long, long, real, real, integer]
-                library.lif_backward_f32.argtypes = [p, p, p, long, long, real, real, integer, real, real, integer]
+                library.lif_backward_f32.argtypes = [
+                    p,
+                    p,
+                    p,
+                    long,
+                    long,
+                    real,
+                    real,
+                    integer,
+                    real,
+                    real,
+                    integer,
+                ]
                 library.lif_backward_f32.restype = integer
                 _library = library
             except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                 _failed = True
-                warnings.warn(f"eisnn: CPU kernels unavailable ({error}); the LIF and E-I layers run as PyTorch operations",
-                              stacklevel=3)
+                warnings.warn(
+                    f"eisnn: CPU kernels unavailable ({error}); the LIF and E-I layers run as PyTorch operations",
+                    stacklevel=3,
+                )
     return _library
 
 
 def usable(x: torch.Tensor) -> bool:
     """Whether the kernels compute on ``x``: a contiguous float32 CPU tensor, eager mode, kernels built."""
-    if os.environ.get("EISNN_CPU_KERNELS", "1") == "0" or x.device.type != "cpu" or x.dtype != torch.float32:
+    if (
+        os.environ.get("EISNN_CPU_KERNELS", "1") == "0"
+        or x.device.type != "cpu"
+        or x.dtype != torch.float32
+    ):
         return False
     if torch.compiler.is_compiling() or not x.is_contiguous() or x.dim() < 1:
         return False
@@ -108,49 +173,114 @@ def _sample_stride(t: torch.Tensor) -> int:
     return t.stride(0)
 
 
-def ei_forward(i_ee: torch.Tensor, sub: torch.Tensor, div: torch.Tensor, g: torch.Tensor, b: torch.Tensor,
-               mode: str, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+def ei_forward(
+    i_ee: torch.Tensor,
+    sub: torch.Tensor,
+    div: torch.Tensor,
+    g: torch.Tensor,
+    b: torch.Tensor,
+    mode: str,
+    epsilon: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``sub := a = I_EE - sub`` and ``out = g a / stabilize(div) + b`` (``sub, div`` contiguous
     ``[N, n_E, P]``, ``I_EE`` a channel slice); returns ``out`` and the adaptive mode's row minima
     ``[N, 1, 1]`` (zeros otherwise)."""
     n, e, p = sub.shape
     g, b = g.contiguous(), b.contiguous()
     out, row_min = torch.empty_like(sub), sub.new_empty(n)
-    _library.ei_forward_f32(i_ee.data_ptr(), _sample_stride(i_ee), sub.data_ptr(), div.data_ptr(), out.data_ptr(),
-                            g.data_ptr(), b.data_ptr(), row_min.data_ptr(), n, e, p, STABILIZATION_CODES[mode], epsilon,
-                            torch.get_num_threads())
+    _library.ei_forward_f32(
+        i_ee.data_ptr(),
+        _sample_stride(i_ee),
+        sub.data_ptr(),
+        div.data_ptr(),
+        out.data_ptr(),
+        g.data_ptr(),
+        b.data_ptr(),
+        row_min.data_ptr(),
+        n,
+        e,
+        p,
+        STABILIZATION_CODES[mode],
+        epsilon,
+        torch.get_num_threads(),
+    )
     return out, row_min.view(n, 1, 1)
 
 
-def ei_backward(grad: torch.Tensor, a: torch.Tensor, div: torch.Tensor, d_ee: torch.Tensor, g: torch.Tensor,
-                row_min: torch.Tensor, mode: str, epsilon: float) -> tuple[torch.Tensor, torch.Tensor]:
+def ei_backward(
+    grad: torch.Tensor,
+    a: torch.Tensor,
+    div: torch.Tensor,
+    d_ee: torch.Tensor,
+    g: torch.Tensor,
+    row_min: torch.Tensor,
+    mode: str,
+    epsilon: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``d_ee := g G / q`` and ``div := g G a / q^2`` (``grad, a, div`` contiguous ``[N, n_E, P]``,
     ``d_ee`` a channel slice); returns the sums over samples and positions of ``G a / q`` and of ``G``."""
     n, e, p = a.shape
     g, row_min = g.contiguous(), row_min.contiguous()
     sum_g, sum_b = a.new_empty(n, e), a.new_empty(n, e)
-    _library.ei_backward_f32(grad.data_ptr(), a.data_ptr(), div.data_ptr(), d_ee.data_ptr(), _sample_stride(d_ee),
-                             g.data_ptr(), row_min.data_ptr(), sum_g.data_ptr(), sum_b.data_ptr(), n, e, p,
-                             STABILIZATION_CODES[mode], epsilon, torch.get_num_threads())
+    _library.ei_backward_f32(
+        grad.data_ptr(),
+        a.data_ptr(),
+        div.data_ptr(),
+        d_ee.data_ptr(),
+        _sample_stride(d_ee),
+        g.data_ptr(),
+        row_min.data_ptr(),
+        sum_g.data_ptr(),
+        sum_b.data_ptr(),
+        n,
+        e,
+        p,
+        STABILIZATION_CODES[mode],
+        epsilon,
+        torch.get_num_threads(),
+    )
     return sum_g.sum(0), sum_b.sum(0)
 
 
 def lif_forward(x: torch.Tensor, tau: float, v_threshold: float) -> torch.Tensor:
     """Spikes ``[T, ...]`` of the LIF over the contiguous float32 input ``x [T, ...]``."""
     spikes = torch.empty_like(x)
-    _library.lif_forward_f32(x.data_ptr(), spikes.data_ptr(), x.shape[0], x[0].numel(), tau, v_threshold,
-                             torch.get_num_threads())
+    _library.lif_forward_f32(
+        x.data_ptr(),
+        spikes.data_ptr(),
+        x.shape[0],
+        x[0].numel(),
+        tau,
+        v_threshold,
+        torch.get_num_threads(),
+    )
     return spikes
 
 
-def lif_backward(x: torch.Tensor, grad_spikes: torch.Tensor, tau: float, v_threshold: float, surrogate: str,
-                 alpha: float) -> torch.Tensor:
+def lif_backward(
+    x: torch.Tensor,
+    grad_spikes: torch.Tensor,
+    tau: float,
+    v_threshold: float,
+    surrogate: str,
+    alpha: float,
+) -> torch.Tensor:
     """``dL/dX`` of the LIF from its input ``x`` and ``dL/dS`` (both contiguous float32 ``[T, ...]``)."""
     grad_spikes = grad_spikes.contiguous()
     grad_x = torch.empty_like(x)
-    failed = _library.lif_backward_f32(x.data_ptr(), grad_spikes.data_ptr(), grad_x.data_ptr(), x.shape[0], x[0].numel(),
-                                       tau, v_threshold, SURROGATE_CODES[surrogate], alpha, math.pi / 2.0 * alpha,
-                                       torch.get_num_threads())
+    failed = _library.lif_backward_f32(
+        x.data_ptr(),
+        grad_spikes.data_ptr(),
+        grad_x.data_ptr(),
+        x.shape[0],
+        x[0].numel(),
+        tau,
+        v_threshold,
+        SURROGATE_CODES[surrogate],
+        alpha,
+        math.pi / 2.0 * alpha,
+        torch.get_num_threads(),
+    )
     if failed:
         raise MemoryError(f"LIF backward: no memory for the membrane history of {x.shape[0]} steps")
     return grad_x

@@ -27,8 +27,8 @@ import torch
 
 from . import cpu_kernels
 from .ei import split_currents, stabilize_
-from .tuning import FLAT_POSITIONS
 from .first_order import first_order_only
+from .tuning import FLAT_POSITIONS
 
 
 def _mix(w: torch.Tensor, x: torch.Tensor, accumulate: torch.Tensor | None = None) -> torch.Tensor:
@@ -42,7 +42,11 @@ def _mix(w: torch.Tensor, x: torch.Tensor, accumulate: torch.Tensor | None = Non
         accumulate[:, :, 0].addmm_(x[:, :, 0], w.t())
         return accumulate
     if positions <= FLAT_POSITIONS:
-        flat = (w @ x.transpose(0, 1).reshape(k, n * positions)).view(w.shape[0], n, positions).transpose(0, 1)
+        flat = (
+            (w @ x.transpose(0, 1).reshape(k, n * positions))
+            .view(w.shape[0], n, positions)
+            .transpose(0, 1)
+        )
         return flat.contiguous() if accumulate is None else accumulate.add_(flat)
     batched = w.expand(n, *w.shape)
     return torch.bmm(batched, x) if accumulate is None else accumulate.baddbmm_(batched, x)
@@ -52,7 +56,9 @@ def _mix_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """Gradient of ``_mix(w, x)`` with respect to ``w``, given ``grad [N, rows(W), P]``."""
     if x.shape[2] == 1:
         return grad[:, :, 0].t() @ x[:, :, 0]
-    if x.shape[2] < x.shape[1]:  # few positions: one product over (N, P) beats N small ones and their sum
+    if (
+        x.shape[2] < x.shape[1]
+    ):  # few positions: one product over (N, P) beats N small ones and their sum
         return torch.einsum("nep,nip->ei", grad, x)
     return torch.bmm(grad, x.transpose(1, 2)).sum(0)
 
@@ -61,7 +67,18 @@ class _EIIntegrate(torch.autograd.Function):
     """``g_E * (I_EE - sub) / q + b_E`` from the stacked currents, saving ``a = I_EE - sub`` and ``I_I``."""
 
     @staticmethod
-    def forward(ctx, currents, w_ei, w_gi, g_e, b_e, n_excitatory: int, mode: str, epsilon: float, kernel: bool):  # type: ignore[override]
+    def forward(
+        ctx,
+        currents,
+        w_ei,
+        w_gi,
+        g_e,
+        b_e,
+        n_excitatory: int,
+        mode: str,
+        epsilon: float,
+        kernel: bool,
+    ):  # type: ignore[override]
         shape = currents.shape
         c3 = currents.reshape(shape[0], shape[1], -1)
         dtype = c3.dtype
@@ -92,7 +109,9 @@ class _EIIntegrate(torch.autograd.Function):
         grad_currents = a.new_empty(shape[0], shape[1], a.shape[2])
         grad_ee = grad_currents[:, :n_e]
         if ctx.kernel:
-            grad_g_e, grad_b_e = cpu_kernels.ei_backward(grad.contiguous().to(a.dtype), a, div, grad_ee, g, row_min, mode, ctx.epsilon)
+            grad_g_e, grad_b_e = cpu_kernels.ei_backward(
+                grad.contiguous().to(a.dtype), a, div, grad_ee, g, row_min, mode, ctx.epsilon
+            )
         else:
             stabilize_(div, mode, ctx.epsilon, row_min)
             grad_ee.copy_(grad).div_(div)  # G / q
@@ -101,7 +120,9 @@ class _EIIntegrate(torch.autograd.Function):
             torch.div(product.mul_(g.view(1, -1, 1)), div, out=div)
             grad_ee.mul_(g.view(1, -1, 1))  # dI_EE = -d sub
         minus_grad_div = div  # g G (I_EE - sub) / q^2 = -dL/d div (straight-through)
-        grad_currents[:, n_e:] = _mix(-w_gi_c.t(), minus_grad_div, accumulate=_mix(-w_ei_c.t(), grad_ee))
+        grad_currents[:, n_e:] = _mix(
+            -w_gi_c.t(), minus_grad_div, accumulate=_mix(-w_ei_c.t(), grad_ee)
+        )
         return (
             grad_currents.view(shape),
             (-_mix_weight_grad(i_i, grad_ee)).to(w_ei.dtype),
@@ -138,4 +159,6 @@ def ei_integrate_fused(
     when ``kernel`` (``tiers`` decides: a contiguous float32 CPU tensor), else in PyTorch ops.
     Same result as ``ei_integrate_eager`` to float rounding, straight-through estimator included."""
     w_gi = w_ei * g_i.view(1, -1)
-    return _EIIntegrate.apply(currents, w_ei, w_gi, g_e, b_e, n_excitatory, stabilization, epsilon, kernel)
+    return _EIIntegrate.apply(
+        currents, w_ei, w_gi, g_e, b_e, n_excitatory, stabilization, epsilon, kernel
+    )

@@ -29,10 +29,12 @@ def first_order_only(reference: str) -> Callable[[Backward], Backward]:
         @functools.wraps(backward)
         def guarded(ctx: Any, *grad_outputs: torch.Tensor) -> Any:
             if torch.is_grad_enabled():
-                raise RuntimeError(f"{node} cannot be differentiated twice (create_graph=True): "
-                                   "its fused backward gives first-order gradients only; "
-                                   "under eisnn.functional.use_tier('eager') the same maths runs "
-                                   f"as eisnn.functional.{reference}, which can be")
+                raise RuntimeError(
+                    f"{node} cannot be differentiated twice (create_graph=True): "
+                    "its fused backward gives first-order gradients only; "
+                    "under eisnn.functional.use_tier('eager') the same maths runs "
+                    f"as eisnn.functional.{reference}, which can be"
+                )
             return backward(ctx, *grad_outputs)
 
         return guarded

@@ -56,7 +56,9 @@ def lif_multistep_eager(
     return torch.stack(spikes)
 
 
-def _integrate(v: torch.Tensor, x_t: torch.Tensor, tau: float, out: torch.Tensor, scratch: torch.Tensor) -> None:
+def _integrate(
+    v: torch.Tensor, x_t: torch.Tensor, tau: float, out: torch.Tensor, scratch: torch.Tensor
+) -> None:
     """``out = v - v / tau + x_t`` with the eager rounding; for ``tau == 2`` in one pass, as
     ``v / 2`` is exact and so ``v - v / 2 == 0.5 * v``."""
     if tau == 2.0:
@@ -67,7 +69,9 @@ def _integrate(v: torch.Tensor, x_t: torch.Tensor, tau: float, out: torch.Tensor
     out.add_(x_t)
 
 
-def _lif_forward(x: torch.Tensor, tau: float, v_threshold: float, h: torch.Tensor | None) -> torch.Tensor:
+def _lif_forward(
+    x: torch.Tensor, tau: float, v_threshold: float, h: torch.Tensor | None
+) -> torch.Tensor:
     """Spikes of the LIF recurrence, without autograd; ``H[t]`` is written into ``h`` if given."""
     spikes = torch.empty_like(x)
     v = torch.zeros_like(x[0])
@@ -76,12 +80,21 @@ def _lif_forward(x: torch.Tensor, tau: float, v_threshold: float, h: torch.Tenso
     for t in range(x.shape[0]):
         h_t = step if h is None else h[t]
         _integrate(v, x[t], tau, h_t, scratch)
-        torch.ge(h_t, v_threshold, out=spikes[t])  # H >= V_th  <=>  H - V_th >= 0 (exact subtraction sign)
+        torch.ge(
+            h_t, v_threshold, out=spikes[t]
+        )  # H >= V_th  <=>  H - V_th >= 0 (exact subtraction sign)
         torch.sub(h_t, spikes[t], alpha=v_threshold, out=v)
     return spikes
 
 
-def _add_spike_grad(grad_v: torch.Tensor, grad_spike: torch.Tensor, u: torch.Tensor, surrogate: str, alpha: float, out: torch.Tensor) -> None:
+def _add_spike_grad(
+    grad_v: torch.Tensor,
+    grad_spike: torch.Tensor,
+    u: torch.Tensor,
+    surrogate: str,
+    alpha: float,
+    out: torch.Tensor,
+) -> None:
     """``out = dL/dV + dL/dS * sg'(u)``; ``u`` is used as scratch. For the sigmoid surrogate,
     ``sg'(u) dL/dS = alpha * sigmoid_backward(dL/dS, sig(alpha u))``, in three passes."""
     if surrogate != "sigmoid":
@@ -97,7 +110,15 @@ class _LIFMultistep(torch.autograd.Function):
     the CPU kernels, else ``H``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, tau: float, v_threshold: float, surrogate: str, alpha: float, kernel: bool):  # type: ignore[override]
+    def forward(
+        ctx,
+        x: torch.Tensor,
+        tau: float,
+        v_threshold: float,
+        surrogate: str,
+        alpha: float,
+        kernel: bool,
+    ):  # type: ignore[override]
         ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha = tau, v_threshold, surrogate, alpha
         ctx.kernel = kernel
         if kernel:
@@ -113,7 +134,9 @@ class _LIFMultistep(torch.autograd.Function):
     def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
         if ctx.kernel:
             (x,) = ctx.saved_tensors
-            grad_x = cpu_kernels.lif_backward(x, grad_spikes.to(x.dtype), ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha)
+            grad_x = cpu_kernels.lif_backward(
+                x, grad_spikes.to(x.dtype), ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha
+            )
             return grad_x, None, None, None, None, None
         (h,) = ctx.saved_tensors
         tau = ctx.tau

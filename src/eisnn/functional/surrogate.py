@@ -10,7 +10,7 @@ pass replaces its zero-almost-everywhere derivative by a smooth one:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -39,7 +39,9 @@ def surrogate_derivative(name: str) -> SurrogateFn:
     try:
         return SURROGATES[name]
     except KeyError:
-        raise ValueError(f"unknown surrogate {name!r}; choose one of {sorted(SURROGATES)}") from None
+        raise ValueError(
+            f"unknown surrogate {name!r}; choose one of {sorted(SURROGATES)}"
+        ) from None
 
 
 class SpikeFunction(torch.autograd.Function):

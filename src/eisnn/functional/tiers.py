@@ -83,18 +83,36 @@ def ei_integrate(
     ``epsilon``, ``ste``: how a zero ``div`` is handled (SPEC section 2).
     """
     if stabilization not in STABILIZATIONS:
-        raise ValueError(f"unknown stabilization {stabilization!r}; choose one of {list(STABILIZATIONS)}")
+        raise ValueError(
+            f"unknown stabilization {stabilization!r}; choose one of {list(STABILIZATIONS)}"
+        )
     fusable = s_i is None and leak is None and fused_supported(readout, stabilization, ste)
     tier = select_tier(currents, fusable, kernel_ready=True)
     if tier == "eager":
         i_ee, i_i = split_currents(currents, n_excitatory)
         return ei_integrate_eager(
-            i_ee, i_i if s_i is None else s_i, w_ei, g_i, g_e, b_e,
-            leak=leak, readout=readout, stabilization=stabilization, epsilon=epsilon, ste=ste,
+            i_ee,
+            i_i if s_i is None else s_i,
+            w_ei,
+            g_i,
+            g_e,
+            b_e,
+            leak=leak,
+            readout=readout,
+            stabilization=stabilization,
+            epsilon=epsilon,
+            ste=ste,
         )
     return ei_integrate_fused(
-        currents, n_excitatory, w_ei, g_i, g_e, b_e,
-        stabilization=stabilization, epsilon=epsilon, kernel=tier == "kernel",
+        currents,
+        n_excitatory,
+        w_ei,
+        g_i,
+        g_e,
+        b_e,
+        stabilization=stabilization,
+        epsilon=epsilon,
+        kernel=tier == "kernel",
     )
 
 

@@ -56,7 +56,9 @@ class SpikingUnit(nn.Module):
     ``neuron``: the options of the paper's LIF, or any multi-step neuron module (``[T, B, ...]``).
     """
 
-    def __init__(self, current: nn.Module, neuron: NeuronOptions | nn.Module, dropout: float = 0.0) -> None:
+    def __init__(
+        self, current: nn.Module, neuron: NeuronOptions | nn.Module, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.current = current
         self.lif = neuron if isinstance(neuron, nn.Module) else neuron.make()
@@ -101,7 +103,9 @@ class SpikingNetwork(nn.Module):
             h = self.stem.forward_static(x, self.T)
         elif x.dim() == self.static_dims + 1:
             if x.shape[1] != self.T and is_time_dependent(self):
-                raise ValueError(f"{type(self).__name__} was built for T={self.T} but got {x.shape[1]} frames")
+                raise ValueError(
+                    f"{type(self).__name__} was built for T={self.T} but got {x.shape[1]} frames"
+                )
             h = self.stem(x.transpose(0, 1))
         else:
             raise ValueError(

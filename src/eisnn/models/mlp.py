@@ -27,7 +27,13 @@ class MLP(SpikingNetwork):
             raise ValueError("MLP needs at least one hidden layer")
         sizes = [in_channels * image_size * image_size, *hidden]
         units = [
-            SpikingUnit(nn.Sequential(nn.Flatten(), kind.linear(sizes[0], sizes[1])) if i == 0 else kind.linear(sizes[i], sizes[i + 1]), neuron, dropout)
+            SpikingUnit(
+                nn.Sequential(nn.Flatten(), kind.linear(sizes[0], sizes[1]))
+                if i == 0
+                else kind.linear(sizes[i], sizes[i + 1]),
+                neuron,
+                dropout,
+            )
             for i in range(len(hidden))
         ]
         self.stem = units[0]

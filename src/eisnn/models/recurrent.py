@@ -19,7 +19,9 @@ from .kinds import LayerKind
 RECURRENT_KINDS: tuple[str, ...] = ("ei", "plain")
 
 
-def recurrent_layer(kind: LayerKind, in_features: int, hidden: int, neuron: NeuronOptions) -> nn.Module:
+def recurrent_layer(
+    kind: LayerKind, in_features: int, hidden: int, neuron: NeuronOptions
+) -> nn.Module:
     """The recurrent spiking layer of ``kind`` (a kind with a ``recurrent`` constructor)."""
     if kind.recurrent is None:
         raise ValueError(
@@ -62,7 +64,10 @@ class RecurrentSNN(SpikingNetwork):
         if not hidden:
             raise ValueError("RecurrentSNN needs at least one hidden layer")
         sizes = [in_channels * image_size * image_size, *hidden]
-        units = [RecurrentUnit(recurrent_layer(kind, sizes[i], sizes[i + 1], neuron), dropout) for i in range(len(hidden))]
+        units = [
+            RecurrentUnit(recurrent_layer(kind, sizes[i], sizes[i + 1], neuron), dropout)
+            for i in range(len(hidden))
+        ]
         self.stem = units[0]
         self.body = nn.Sequential(*units[1:])
         self.head = PerStep(kind.readout(hidden[-1], num_classes))

@@ -34,7 +34,13 @@ class SEWBlock(nn.Module):
 
 
 def make_block(
-    style: str, kind: LayerKind, neuron: NeuronOptions, dropout: float, in_ch: int, width: int, stride: int
+    style: str,
+    kind: LayerKind,
+    neuron: NeuronOptions,
+    dropout: float,
+    in_ch: int,
+    width: int,
+    stride: int,
 ) -> SEWBlock:
     """One basic or bottleneck block taking ``in_ch`` channels to ``width * expansion``."""
     out_ch = width * EXPANSION[style]
@@ -81,5 +87,7 @@ class ResNet(SpikingNetwork):
             stages.append(nn.Sequential(*blocks))
         self.body = nn.Sequential(*stages)
         self.head = nn.Sequential(
-            PerStep(nn.AdaptiveAvgPool2d(1)), PerStep(nn.Flatten()), PerStep(kind.readout(channels, num_classes))
+            PerStep(nn.AdaptiveAvgPool2d(1)),
+            PerStep(nn.Flatten()),
+            PerStep(kind.readout(channels, num_classes)),
         )

@@ -15,8 +15,49 @@ POOL = "P"
 VGG_PLANS: dict[int, tuple[int | str, ...]] = {
     8: (64, POOL, 128, POOL, 256, POOL, 512, POOL, 512, POOL),
     11: (64, POOL, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL),
-    16: (64, 64, POOL, 128, 128, POOL, 256, 256, 256, POOL, 512, 512, 512, POOL, 512, 512, 512, POOL),
-    19: (64, 64, POOL, 128, 128, POOL, 256, 256, 256, 256, POOL, 512, 512, 512, 512, POOL, 512, 512, 512, 512, POOL),
+    16: (
+        64,
+        64,
+        POOL,
+        128,
+        128,
+        POOL,
+        256,
+        256,
+        256,
+        POOL,
+        512,
+        512,
+        512,
+        POOL,
+        512,
+        512,
+        512,
+        POOL,
+    ),
+    19: (
+        64,
+        64,
+        POOL,
+        128,
+        128,
+        POOL,
+        256,
+        256,
+        256,
+        256,
+        POOL,
+        512,
+        512,
+        512,
+        512,
+        POOL,
+        512,
+        512,
+        512,
+        512,
+        POOL,
+    ),
 }
 
 
@@ -57,10 +98,14 @@ class VGG(SpikingNetwork):
                 units.append(SpikingUnit(kind.conv(channels, out, 3, 1, 1), neuron, dropout))
                 channels = out
         if size < 1:
-            raise ValueError(f"image_size {image_size} is too small for {plan.count(POOL)} poolings of 2x2")
+            raise ValueError(
+                f"image_size {image_size} is too small for {plan.count(POOL)} poolings of 2x2"
+            )
         self.stem = units[0]
         self.body = nn.Sequential(*units[1:])
-        self.head = nn.Sequential(PerStep(nn.Flatten()), PerStep(kind.readout(channels * size * size, num_classes)))
+        self.head = nn.Sequential(
+            PerStep(nn.Flatten()), PerStep(kind.readout(channels * size * size, num_classes))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from_frames = x.dim() == self.static_dims + 1 and not is_initialized(self.stem)

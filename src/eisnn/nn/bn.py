@@ -23,7 +23,14 @@ def kaiming_fan_out_(layer: LayerT) -> LayerT:
 class ConvBN(nn.Sequential):
     """``Conv2d(bias=False) -> BatchNorm2d``."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+    ) -> None:
         conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
         super().__init__(kaiming_fan_out_(conv), nn.BatchNorm2d(out_channels))
 

@@ -93,10 +93,18 @@ class EILayer(nn.Module):
         self.g_e = nn.Parameter(torch.empty(n_excitatory, **factory))
         self.b_e = nn.Parameter(torch.empty(n_excitatory, **factory))
         self.register_buffer("initialized", torch.tensor(False, device=device))
-        self.register_buffer("init_scale", torch.tensor(float("nan"), device=device, dtype=torch.float64))
-        self.register_buffer("init_gain", torch.tensor(float("nan"), device=device, dtype=torch.float64))
-        if self.i_population is not None:  # W_EI's init factor E[I_I] / E[s_I], and the leak g_L (spiking I units)
-            self.register_buffer("init_i_balance", torch.tensor(float("nan"), device=device, dtype=torch.float64))
+        self.register_buffer(
+            "init_scale", torch.tensor(float("nan"), device=device, dtype=torch.float64)
+        )
+        self.register_buffer(
+            "init_gain", torch.tensor(float("nan"), device=device, dtype=torch.float64)
+        )
+        if (
+            self.i_population is not None
+        ):  # W_EI's init factor E[I_I] / E[s_I], and the leak g_L (spiking I units)
+            self.register_buffer(
+                "init_i_balance", torch.tensor(float("nan"), device=device, dtype=torch.float64)
+            )
             self.register_buffer("i_leak", torch.tensor(float("nan"), device=device, dtype=dtype))
         self._initialized = False  # host mirror of the buffer: forward never reads a device tensor
 
@@ -180,7 +188,9 @@ class EILayer(nn.Module):
         _, i_i = self.currents(x)
         paper_mean = i_i.double().mean()
         if float(paper_mean) <= 0:
-            raise ValueError(f"ei_init: {type(self).__name__} got no drive for its spiking I units on the first batch")
+            raise ValueError(
+                f"ei_init: {type(self).__name__} got no drive for its spiking I units on the first batch"
+            )
         threshold = self.i_population.lif.v_threshold
         self._assign("w_ie", self.w_ie * (threshold / float(paper_mean)))
         s_i = self.i_population(i_i * (threshold / paper_mean).to(i_i.dtype))
@@ -232,9 +242,18 @@ class EILayer(nn.Module):
         used then)."""
         w_ei = EF.divide_grad(self.w_ei, float(self.fan_in)) if self.scale_w_ei_grad else self.w_ei
         return EF.ei_integrate(
-            currents, self.n_excitatory, w_ei, self.g_i, self.g_e, self.b_e,
-            s_i=s_i, leak=None if s_i is None or self.readout else self.i_leak,
-            readout=self.readout, stabilization=self.stabilization, epsilon=self.epsilon, ste=self.ste,
+            currents,
+            self.n_excitatory,
+            w_ei,
+            self.g_i,
+            self.g_e,
+            self.b_e,
+            s_i=s_i,
+            leak=None if s_i is None or self.readout else self.i_leak,
+            readout=self.readout,
+            stabilization=self.stabilization,
+            epsilon=self.epsilon,
+            ste=self.ste,
         )
 
     def lateral_currents(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -352,4 +371,6 @@ class EILinear(EILayer):
         return F.linear(x, weight)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, {self._ei_repr()}"
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, {self._ei_repr()}"
+        )

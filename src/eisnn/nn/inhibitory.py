@@ -27,15 +27,23 @@ class InhibitoryPopulation(nn.Module):
         self.time_steps = time_steps
 
     @staticmethod
-    def create(kind: str, tau: float, v_threshold: float, surrogate: str, alpha: float,
-               time_steps: int | None) -> InhibitoryPopulation | None:
+    def create(
+        kind: str,
+        tau: float,
+        v_threshold: float,
+        surrogate: str,
+        alpha: float,
+        time_steps: int | None,
+    ) -> InhibitoryPopulation | None:
         """``None`` for the paper's ReLU units (``s_I = I_I``), a LIF population for ``"lif"``."""
         if kind not in INHIBITORY_KINDS:
             raise ValueError(f"inhibitory must be one of {list(INHIBITORY_KINDS)}, got {kind!r}")
         if kind == "relu":
             return None
         if time_steps is None:
-            raise ValueError("inhibitory='lif' needs time_steps (the network's T): the I units integrate over time")
+            raise ValueError(
+                "inhibitory='lif' needs time_steps (the network's T): the I units integrate over time"
+            )
         return InhibitoryPopulation(LIF(tau, v_threshold, surrogate, alpha), time_steps)
 
     def forward(self, i_i: torch.Tensor) -> torch.Tensor:

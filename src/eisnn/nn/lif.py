@@ -16,7 +16,13 @@ class LIF(nn.Module):
 
     emits_spikes = True  # its output is spikes (see ``is_spiking_neuron``)
 
-    def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, surrogate: str = "sigmoid", alpha: float = 4.0) -> None:
+    def __init__(
+        self,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        surrogate: str = "sigmoid",
+        alpha: float = 4.0,
+    ) -> None:
         super().__init__()
         if tau < 1:
             raise ValueError(f"LIF tau must be >= 1, got {tau}")

@@ -29,7 +29,9 @@ from .lif import LIF
 Step = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 
 
-def run_recurrence(ff: torch.Tensor, w_rec: torch.Tensor, n_out: int, step: Step, state: Any) -> torch.Tensor:
+def run_recurrence(
+    ff: torch.Tensor, w_rec: torch.Tensor, n_out: int, step: Step, state: Any
+) -> torch.Tensor:
     """Loop ``c_t = ff_t + W_rec s(t-1)``, ``(s(t), state) = step(c_t, state)``; returns ``[T, B, n_out]``."""
     s = ff.new_zeros(ff.shape[1], n_out)
     out = []
@@ -47,8 +49,16 @@ class EIRecurrent(EILinear):
     of the E-I layers (``ei_ratio, inhibitory, dale, ...``).
     """
 
-    def __init__(self, in_features: int, hidden_features: int, tau: float = 2.0, v_threshold: float = 1.0,
-                 surrogate: str = "sigmoid", alpha: float = 4.0, **ei_options: Any) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        surrogate: str = "sigmoid",
+        alpha: float = 4.0,
+        **ei_options: Any,
+    ) -> None:
         super().__init__(in_features + hidden_features, hidden_features, **ei_options)
         self.input_features = in_features
         self.hidden_features = hidden_features
@@ -98,8 +108,15 @@ class PlainRecurrent(nn.Module):
     """Recurrent spiking layer without E-I: ``s(t) = LIF(W_in x_t + W_rec s(t-1) + b)``, unconstrained
     weights, Kaiming-normal init over the fan-in ``in + hidden``."""
 
-    def __init__(self, in_features: int, hidden_features: int, tau: float = 2.0, v_threshold: float = 1.0,
-                 surrogate: str = "sigmoid", alpha: float = 4.0) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        surrogate: str = "sigmoid",
+        alpha: float = 4.0,
+    ) -> None:
         super().__init__()
         self.input_features = in_features
         self.hidden_features = hidden_features
@@ -111,5 +128,10 @@ class PlainRecurrent(nn.Module):
         w = self.linear.weight
         ff = F.linear(x, w[:, : self.input_features], self.linear.bias)
 
-        return run_recurrence(ff, w[:, self.input_features :], self.hidden_features, self.lif.step,
-                              x.new_zeros(x.shape[1], self.hidden_features))
+        return run_recurrence(
+            ff,
+            w[:, self.input_features :],
+            self.hidden_features,
+            self.lif.step,
+            x.new_zeros(x.shape[1], self.hidden_features),
+        )

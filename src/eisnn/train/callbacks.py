@@ -53,8 +53,9 @@ class Callback:
     def on_train_epoch_end(self, trainer: Trainer, epoch: int, row: dict[str, Any]) -> None:
         """After the training steps of ``epoch``; ``row`` holds its training columns."""
 
-    def evaluating(self, trainer: Trainer, epoch: int,
-                   row: dict[str, Any]) -> contextlib.AbstractContextManager[None]:
+    def evaluating(
+        self, trainer: Trainer, epoch: int, row: dict[str, Any]
+    ) -> contextlib.AbstractContextManager[None]:
         """A context manager around the test evaluation of ``epoch`` (default: nothing)."""
         return contextlib.nullcontext()
 
@@ -77,6 +78,8 @@ def check_config_keys(cfg: TrainConfig, callbacks: Sequence[Callback]) -> None:
     served = {callback.config_key for callback in callbacks}
     for key in CALLBACK_KEYS:
         if getattr(cfg, key) and key not in served:
-            raise ConfigError(f"{key}: true needs its callback, and this trainer was given none; "
-                              f"start the run with eisnn.run.start_run (as `eisnn train` does) or "
-                              f"pass callbacks=eisnn.run.config_callbacks(cfg)")
+            raise ConfigError(
+                f"{key}: true needs its callback, and this trainer was given none; "
+                f"start the run with eisnn.run.start_run (as `eisnn train` does) or "
+                f"pass callbacks=eisnn.run.config_callbacks(cfg)"
+            )

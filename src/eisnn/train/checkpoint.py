@@ -47,8 +47,11 @@ def rng_state() -> dict[str, Any]:
     """The state of every global RNG (python, numpy, torch CPU and CUDA), in types that
     ``torch.load(weights_only=True)`` accepts."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": (kind, torch.from_numpy(key.astype(np.int64)), pos,
-                                                    has_gauss, gauss), "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(key.astype(np.int64)), pos, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -63,12 +66,20 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: str | Path, *, model: torch.nn.Module, config: dict[str, Any],
-                    epoch: int, **extra: Any) -> None:
+def save_checkpoint(
+    path: str | Path, *, model: torch.nn.Module, config: dict[str, Any], epoch: int, **extra: Any
+) -> None:
     """An eisnn checkpoint: model weights, config, completed epochs, RNG states, ``extra``
     (optimizer, scheduler, step, metrics, ...)."""
-    payload = {"format": FORMAT, "version": VERSION, "model": model.state_dict(),
-               "config": config, "epoch": epoch, "rng": rng_state(), **extra}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": model.state_dict(),
+        "config": config,
+        "epoch": epoch,
+        "rng": rng_state(),
+        **extra,
+    }
     atomic_save(payload, path)
 
 

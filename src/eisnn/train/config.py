@@ -20,12 +20,11 @@ from typing import Any, Union
 import yaml
 
 from eisnn.dale import POLICIES as DALE_POLICIES
+from eisnn.errors import UserError
 from eisnn.functional import STABILIZATIONS, SURROGATES
 from eisnn.losses import LOSSES
 from eisnn.nn import INHIBITORY_KINDS
 from eisnn.nn.ei_options import INIT_MODES
-from eisnn.errors import UserError
-
 
 
 class ConfigError(UserError, ValueError):
@@ -62,8 +61,15 @@ def _key(
     help: str = "",
 ) -> Any:
     """One config key: its default, allowed values, and whether it is passed to ``create_model``."""
-    meta = {"choices": choices, "ge": ge, "gt": gt, "lt": lt, "le": le,
-            "model_kwarg": model_kwarg, "help": help}
+    meta = {
+        "choices": choices,
+        "ge": ge,
+        "gt": gt,
+        "lt": lt,
+        "le": le,
+        "model_kwarg": model_kwarg,
+        "help": help,
+    }
     return field(default=default, metadata=meta)
 
 
@@ -94,19 +100,50 @@ class TrainConfig:
     nonfinite: str = _key("stop", choices=("stop", "skip"), help="on a NaN/inf loss or gradient")
     amp: str = _key("none", choices=("none", "bf16"), help="bf16 autocast (CUDA only)")
     seed: int = _key(0, ge=0)
-    loss: str = _key("cross_entropy", choices=tuple(LOSSES),
-                     help="training loss on the model output (mse_rates: BackEISNN's MSE on firing rates)")
+    loss: str = _key(
+        "cross_entropy",
+        choices=tuple(LOSSES),
+        help="training loss on the model output (mse_rates: BackEISNN's MSE on firing rates)",
+    )
     # model options (passed to create_model)
     dropout: float = _key(0.0, ge=0.0, lt=1.0, model_kwarg=True)
-    width: float | None = _key(None, gt=0.0, model_kwarg=True, help="channel multiplier of VGG/ResNet (null: 1)")
-    ei_ratio: float = _key(4.0, ge=1, model_kwarg=True, help="excitatory / inhibitory units: n_I = max(1, floor(n_E / ratio))")
-    n_inhibitory: int | None = _key(None, ge=1, model_kwarg=True, help="I units per hidden E-I layer, given directly (null: from ei_ratio)")
-    inhibitory: str = _key("relu", choices=INHIBITORY_KINDS, model_kwarg=True, help="I units: the paper's ReLU, or spiking LIF")
-    tau_i: float = _key(2.0, ge=1.0, model_kwarg=True, help="spiking I units: membrane time constant")
+    width: float | None = _key(
+        None, gt=0.0, model_kwarg=True, help="channel multiplier of VGG/ResNet (null: 1)"
+    )
+    ei_ratio: float = _key(
+        4.0,
+        ge=1,
+        model_kwarg=True,
+        help="excitatory / inhibitory units: n_I = max(1, floor(n_E / ratio))",
+    )
+    n_inhibitory: int | None = _key(
+        None,
+        ge=1,
+        model_kwarg=True,
+        help="I units per hidden E-I layer, given directly (null: from ei_ratio)",
+    )
+    inhibitory: str = _key(
+        "relu",
+        choices=INHIBITORY_KINDS,
+        model_kwarg=True,
+        help="I units: the paper's ReLU, or spiking LIF",
+    )
+    tau_i: float = _key(
+        2.0, ge=1.0, model_kwarg=True, help="spiking I units: membrane time constant"
+    )
     v_threshold_i: float = _key(1.0, gt=0.0, model_kwarg=True, help="spiking I units: threshold")
-    surrogate_i: str = _key("sigmoid", choices=tuple(SURROGATES), model_kwarg=True, help="spiking I units: surrogate")
-    alpha_i: float = _key(4.0, gt=0.0, model_kwarg=True, help="spiking I units: surrogate sharpness")
-    dale: str = _key("clamp", choices=DALE_POLICIES, model_kwarg=True, help="Dale's law: clamp after each step, or softplus reparametrization")
+    surrogate_i: str = _key(
+        "sigmoid", choices=tuple(SURROGATES), model_kwarg=True, help="spiking I units: surrogate"
+    )
+    alpha_i: float = _key(
+        4.0, gt=0.0, model_kwarg=True, help="spiking I units: surrogate sharpness"
+    )
+    dale: str = _key(
+        "clamp",
+        choices=DALE_POLICIES,
+        model_kwarg=True,
+        help="Dale's law: clamp after each step, or softplus reparametrization",
+    )
     tau: float = _key(2.0, ge=1.0, model_kwarg=True, help="LIF membrane time constant")
     surrogate: str = _key("sigmoid", choices=tuple(SURROGATES), model_kwarg=True)
     alpha: float = _key(4.0, gt=0.0, model_kwarg=True, help="surrogate sharpness")
@@ -115,26 +152,49 @@ class TrainConfig:
     ste: bool = _key(True, model_kwarg=True, help="straight-through stabilization gradient")
     scale_w_ei_grad: bool = _key(True, model_kwarg=True, help="divide W_EI's gradient by fan-in")
     init: str = _key("ei", choices=INIT_MODES, model_kwarg=True)
-    hidden: list[int] | None = _key(None, ge=1, model_kwarg=True, help="MLP hidden layer sizes (null: 256, 256)")
+    hidden: list[int] | None = _key(
+        None, ge=1, model_kwarg=True, help="MLP hidden layer sizes (null: 256, 256)"
+    )
     # machinery
     device: str = _key("auto", choices=("auto", "cpu", "cuda"))
-    loader: str = _key("auto", choices=("auto", "resident", "dataloader"),
-                       help="resident: whole split on the device, batched augmentation (auto: when possible)")
+    loader: str = _key(
+        "auto",
+        choices=("auto", "resident", "dataloader"),
+        help="resident: whole split on the device, batched augmentation (auto: when possible)",
+    )
     num_workers: int = _key(0, ge=0, help="DataLoader worker processes")
     cpu_threads: int | None = _key(None, ge=1, help="torch CPU threads (null: torch's default)")
     eval_every: int = _key(1, ge=1, help="evaluate on the test set every N epochs (and the last)")
     progress: bool = _key(True, help="show a progress bar per epoch")
     histograms: bool = _key(True, help="TensorBoard firing-rate and weight histograms")
-    plots: bool = _key(True, help="redraw the PNG plots every epoch (`eisnn plot RUN_DIR` draws them later)")
-    diagnostics: bool = _key(False, help="record per-layer E/I statistics and gradient norms (eisnn.diagnostics)")
-    diagnostics_every: int = _key(1, ge=1, help="diagnostics on the test evaluation every N epochs (and the last)")
-    histogram_epochs: list[int] | None = _key(None, ge=1, help="epochs whose weights and currents are kept for "
-                                              "histograms (null: first and last)")
-    limit_batches: int | None = _key(None, ge=1, help="at most N batches per epoch, train and test (smoke runs)")
-    batch_scope: str = _key("global", choices=("global", "rank"), help="under torchrun: batch_size is the global "
-                            "batch, split over the processes (global), or each process's batch (rank)")
-    dist_timeout_s: float = _key(600.0, gt=0.0, help="under torchrun: seconds a process waits for the others "
-                                 "before it stops with an error")
+    plots: bool = _key(
+        True, help="redraw the PNG plots every epoch (`eisnn plot RUN_DIR` draws them later)"
+    )
+    diagnostics: bool = _key(
+        False, help="record per-layer E/I statistics and gradient norms (eisnn.diagnostics)"
+    )
+    diagnostics_every: int = _key(
+        1, ge=1, help="diagnostics on the test evaluation every N epochs (and the last)"
+    )
+    histogram_epochs: list[int] | None = _key(
+        None,
+        ge=1,
+        help="epochs whose weights and currents are kept for histograms (null: first and last)",
+    )
+    limit_batches: int | None = _key(
+        None, ge=1, help="at most N batches per epoch, train and test (smoke runs)"
+    )
+    batch_scope: str = _key(
+        "global",
+        choices=("global", "rank"),
+        help="under torchrun: batch_size is the global "
+        "batch, split over the processes (global), or each process's batch (rank)",
+    )
+    dist_timeout_s: float = _key(
+        600.0,
+        gt=0.0,
+        help="under torchrun: seconds a process waits for the others before it stops with an error",
+    )
 
     def __post_init__(self) -> None:
         validate(self)
@@ -146,8 +206,11 @@ class TrainConfig:
         """The keys marked ``model_kwarg`` that the model uses and that are not null, passed on to
         ``create_model``."""
         used = _model_options(self.model)
-        return {f.name: getattr(self, f.name) for f in fields()
-                if f.metadata["model_kwarg"] and f.name in used and getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields()
+            if f.metadata["model_kwarg"] and f.name in used and getattr(self, f.name) is not None
+        }
 
     def replace(self, **changes: Any) -> TrainConfig:
         return from_dict({**self.to_dict(), **changes})
@@ -202,8 +265,12 @@ def _check_range(f: dataclasses.Field, value: Any) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{f.name}: must be a finite number, got {value!r}")
     m = f.metadata
-    for bound, ok, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
-                            ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
+    for bound, ok, word in (
+        ("ge", lambda v, b: v >= b, ">="),
+        ("gt", lambda v, b: v > b, ">"),
+        ("le", lambda v, b: v <= b, "<="),
+        ("lt", lambda v, b: v < b, "<"),
+    ):
         if m[bound] is not None and not ok(value, m[bound]):
             raise ConfigError(f"{f.name}: must be {word} {m[bound]:g}, got {value!r}")
 
@@ -226,8 +293,10 @@ def _check_model_options(cfg: TrainConfig) -> None:
         value = getattr(cfg, f.name)
         if f.name not in used and value != f.default:
             own = ", ".join(g.name for g in options if g.name in used)
-            raise ConfigError(f"{f.name}: model {cfg.model} does not use this option (got {value!r}, "
-                              f"default {f.default!r}); its options: {own}")
+            raise ConfigError(
+                f"{f.name}: model {cfg.model} does not use this option (got {value!r}, "
+                f"default {f.default!r}); its options: {own}"
+            )
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -260,7 +329,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {key.strip()}: cannot read value {raw!r} ({exc.problem})") from None
+        raise ConfigError(
+            f"--set {key.strip()}: cannot read value {raw!r} ({exc.problem})"
+        ) from None
     return key.strip(), value
 
 
@@ -281,8 +352,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
-                **changes: Any) -> TrainConfig:
+def load_config(
+    path: str | Path | None = None, overrides: Iterable[str] = (), **changes: Any
+) -> TrainConfig:
     """YAML file (or the defaults) + ``key=value`` overrides + keyword changes, validated."""
     data = read_yaml(path) if path is not None else {}
     for text in overrides:
@@ -306,6 +378,8 @@ def describe() -> str:
         allowed = ""
         if choices is not None and not callable(choices):
             allowed = f" [{'|'.join(choices)}]"
-        type_name = str(_HINTS[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        type_name = (
+            str(_HINTS[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        )
         lines.append(f"{f.name}: {type_name} = {f.default!r}{allowed}  {m['help']}".rstrip())
     return "\n".join(lines)

@@ -23,9 +23,14 @@ from eisnn.train.config import ConfigError, TrainConfig, from_dict, parse_overri
 
 # reference dataset names, lower-cased with non-alphanumerics removed -> eisnn dataset names
 REFERENCE_DATASETS = {
-    "cifar10": "cifar10", "cifar100": "cifar100", "tinyimagenet": "tinyimagenet",
-    "tinyimagenet200": "tinyimagenet", "dvsgesture": "dvs128_gesture", "dvs128gesture": "dvs128_gesture",
-    "gesture": "dvs128_gesture", "cifar10dvs": "cifar10_dvs",
+    "cifar10": "cifar10",
+    "cifar100": "cifar100",
+    "tinyimagenet": "tinyimagenet",
+    "tinyimagenet200": "tinyimagenet",
+    "dvsgesture": "dvs128_gesture",
+    "dvs128gesture": "dvs128_gesture",
+    "gesture": "dvs128_gesture",
+    "cifar10dvs": "cifar10_dvs",
 }
 
 
@@ -51,22 +56,31 @@ def config_from_reference(ref: dict[str, Any], overrides: Iterable[str] = ()) ->
     if ref.get("dataset"):
         key = re.sub(r"[^a-z0-9]", "", str(ref["dataset"]).lower())
         if key not in REFERENCE_DATASETS:
-            raise ConfigError(f"reference dataset {ref['dataset']!r} is not one of "
-                              f"{', '.join(sorted(REFERENCE_DATASETS))}; pass --set dataset=NAME")
+            raise ConfigError(
+                f"reference dataset {ref['dataset']!r} is not one of "
+                f"{', '.join(sorted(REFERENCE_DATASETS))}; pass --set dataset=NAME"
+            )
         data["dataset"] = REFERENCE_DATASETS[key]
-    for ours, value in (("T", ref.get("T")), ("ei_ratio", ref.get("ei_ratio")),
-                        ("tau", (ref.get("neuron") or {}).get("tau")), ("dropout", ref.get("dropout"))):
+    for ours, value in (
+        ("T", ref.get("T")),
+        ("ei_ratio", ref.get("ei_ratio")),
+        ("tau", (ref.get("neuron") or {}).get("tau")),
+        ("dropout", ref.get("dropout")),
+    ):
         if value is not None:
             data[ours] = value
     data.update(parse_override(text) for text in overrides)
     for key in ("model", "dataset"):
         if key not in data:
-            raise ConfigError(f"the reference checkpoint does not state its {key}; pass --set {key}=NAME")
+            raise ConfigError(
+                f"the reference checkpoint does not state its {key}; pass --set {key}=NAME"
+            )
     return from_dict(data)
 
 
-def load_model(source: str | Path, overrides: Iterable[str] = (),
-               data_dir: str | None = None) -> tuple[nn.Module, TrainConfig]:
+def load_model(
+    source: str | Path, overrides: Iterable[str] = (), data_dir: str | None = None
+) -> tuple[nn.Module, TrainConfig]:
     """``(model, config)`` from an eisnn checkpoint or any reference checkpoint form."""
     from eisnn.compat import load_reference
     from eisnn.train.factory import build_model
@@ -75,8 +89,10 @@ def load_model(source: str | Path, overrides: Iterable[str] = (),
     if not path.exists():
         raise InputNotFoundError(f"no checkpoint or reference folder at {path}")
     if path.is_dir() and not (path / "model.safetensors").is_file():
-        raise InputNotFoundError(f"{path} is a folder without model.safetensors: give a checkpoint "
-                                 "file (RUN_DIR/checkpoints/best.pt) or a published-weights folder")
+        raise InputNotFoundError(
+            f"{path} is a folder without model.safetensors: give a checkpoint "
+            "file (RUN_DIR/checkpoints/best.pt) or a published-weights folder"
+        )
     payload = read_torch_file(path) if path.is_file() and path.suffix != ".safetensors" else None
     changes = {} if data_dir is None else {"data_dir": data_dir}
     if is_checkpoint(payload):
@@ -86,14 +102,25 @@ def load_model(source: str | Path, overrides: Iterable[str] = (),
         model = build_model(cfg)
         model.load_state_dict(payload["model"])
         return model, cfg
-    cfg = config_from_reference(reference_config(payload if payload is not None else path), overrides)
+    cfg = config_from_reference(
+        reference_config(payload if payload is not None else path), overrides
+    )
     cfg = cfg.replace(**changes)
-    model = load_reference(path, config={"T": cfg.T, "ei_ratio": cfg.ei_ratio, "dropout": cfg.dropout,
-                                         "neuron": {"tau": cfg.tau}})
+    model = load_reference(
+        path,
+        config={
+            "T": cfg.T,
+            "ei_ratio": cfg.ei_ratio,
+            "dropout": cfg.dropout,
+            "neuron": {"tau": cfg.tau},
+        },
+    )
     return model, cfg
 
 
-def convert_reference(source: str | Path, out: str | Path, overrides: Iterable[str] = ()) -> TrainConfig:
+def convert_reference(
+    source: str | Path, out: str | Path, overrides: Iterable[str] = ()
+) -> TrainConfig:
     """Write an eisnn checkpoint (weights + config) of a reference checkpoint; returns its config.
     The weights are checked to load strictly into the model the config builds."""
     from eisnn.train.factory import build_model

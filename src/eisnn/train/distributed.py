@@ -62,14 +62,20 @@ def launch_from_env() -> Launch | None:
         return None
     missing = [name for name in LAUNCH_VARIABLES if name not in os.environ]
     if missing:
-        raise DistributedError(f"incomplete distributed launch: {', '.join(missing)} not set (start with torchrun)")
+        raise DistributedError(
+            f"incomplete distributed launch: {', '.join(missing)} not set (start with torchrun)"
+        )
     try:
         launch = Launch(*(int(os.environ[name]) for name in LAUNCH_VARIABLES[:3]))
     except ValueError:
         values = ", ".join(f"{name}={os.environ[name]!r}" for name in LAUNCH_VARIABLES[:3])
-        raise DistributedError(f"distributed launch variables must be integers, got {values}") from None
+        raise DistributedError(
+            f"distributed launch variables must be integers, got {values}"
+        ) from None
     if not 0 <= launch.rank < launch.world_size:
-        raise DistributedError(f"RANK {launch.rank} is outside 0..WORLD_SIZE-1 (WORLD_SIZE={launch.world_size})")
+        raise DistributedError(
+            f"RANK {launch.rank} is outside 0..WORLD_SIZE-1 (WORLD_SIZE={launch.world_size})"
+        )
     return launch
 
 
@@ -85,8 +91,10 @@ def per_rank_batch_size(cfg: TrainConfig, world_size: int) -> int:
     if cfg.batch_scope == "rank":
         return cfg.batch_size
     if cfg.batch_size % world_size:
-        raise ConfigError(f"batch_size {cfg.batch_size} is not divisible by the {world_size} processes; use a "
-                          f"multiple of {world_size}, or batch_scope=rank to make batch_size per process")
+        raise ConfigError(
+            f"batch_size {cfg.batch_size} is not divisible by the {world_size} processes; use a "
+            f"multiple of {world_size}, or batch_scope=rank to make batch_size per process"
+        )
     return cfg.batch_size // world_size
 
 
@@ -140,8 +148,14 @@ class ShardBatchSampler(Sampler[list[int]]):
     """Index batches for a ``DataLoader``: this rank's part of each global batch of a permutation
     drawn from ``generator`` (the same on every rank), so no rank loads another rank's samples."""
 
-    def __init__(self, n_samples: int, batch_size: int, sharding: Sharding, shuffle: bool,
-                 generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        n_samples: int,
+        batch_size: int,
+        sharding: Sharding,
+        shuffle: bool,
+        generator: torch.Generator,
+    ) -> None:
         self.n, self.batch_size, self.sharding = n_samples, batch_size, sharding
         self.shuffle, self.generator = shuffle, generator
 
@@ -149,9 +163,13 @@ class ShardBatchSampler(Sampler[list[int]]):
         return self.sharding.count(self.n, self.batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        order = (
+            torch.randperm(self.n, generator=self.generator)
+            if self.shuffle
+            else torch.arange(self.n)
+        )
         for start in range(0, self.n, self.batch_size):
-            batch = order[start:start + self.batch_size]
+            batch = order[start : start + self.batch_size]
             lo, hi = self.sharding.bounds(len(batch))
             if hi > lo:
                 yield batch[lo:hi].tolist()
@@ -279,18 +297,28 @@ def connect(cfg: TrainConfig, device: torch.device) -> Ranks:
     if device.type == "cuda":
         visible = torch.cuda.device_count()
         if launch.local_rank >= visible:
-            raise DistributedError(f"LOCAL_RANK {launch.local_rank} but {visible} CUDA device(s) visible: start "
-                                   f"at most {visible} processes per machine (--nproc_per_node)")
+            raise DistributedError(
+                f"LOCAL_RANK {launch.local_rank} but {visible} CUDA device(s) visible: start "
+                f"at most {visible} processes per machine (--nproc_per_node)"
+            )
         device = torch.device("cuda", launch.local_rank)
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                            timeout=timedelta(seconds=cfg.dist_timeout_s))
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=cfg.dist_timeout_s)
+    )
     return Ranks(launch.rank, launch.world_size, launch.local_rank, device)
 
 
 # what gloo and NCCL say when a peer process died or did not answer in time (lower case)
-_LOST_PEER_SIGNS = ("timed out", "timeout", "connection closed", "connection reset", "broken pipe", "pair closure",
-                    "remote process")
+_LOST_PEER_SIGNS = (
+    "timed out",
+    "timeout",
+    "connection closed",
+    "connection reset",
+    "broken pipe",
+    "pair closure",
+    "remote process",
+)
 # where torch raises a failed collective: its distributed package, or DDP's forward and backward
 _COLLECTIVE_CODE = ("torch/distributed/", "torch/nn/parallel/")
 
@@ -308,8 +336,10 @@ def lost_peer(exc: BaseException) -> str | None:
     if not (in_collective and any(sign in text.lower() for sign in _LOST_PEER_SIGNS)):
         return None
     detail = re.sub(r"^\[[^\]]*\]\s*", "", text.splitlines()[0] if text else type(exc).__name__)
-    return (f"lost contact with another process, which stopped or did not answer within dist_timeout_s "
-            f"({detail.split('. ')[0].rstrip('.')}); stopping")
+    return (
+        f"lost contact with another process, which stopped or did not answer within dist_timeout_s "
+        f"({detail.split('. ')[0].rstrip('.')}); stopping"
+    )
 
 
 def _portable(exc: Exception) -> Exception:
@@ -321,6 +351,12 @@ def _portable(exc: Exception) -> Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def sharded(loader: Iterable, n_samples: int, batch_size: int, ranks: Ranks, equal: bool) -> Iterable:
+def sharded(
+    loader: Iterable, n_samples: int, batch_size: int, ranks: Ranks, equal: bool
+) -> Iterable:
     """``loader`` of global batches reduced to this rank's parts (``loader`` itself in one process)."""
-    return loader if not ranks.distributed else ShardedBatches(loader, n_samples, batch_size, ranks.sharding(equal))
+    return (
+        loader
+        if not ranks.distributed
+        else ShardedBatches(loader, n_samples, batch_size, ranks.sharding(equal))
+    )

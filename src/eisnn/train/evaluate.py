@@ -32,7 +32,9 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
     return contextlib.nullcontext()
 
 
-def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...]) -> list[torch.Tensor]:
+def topk_correct(
+    logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...]
+) -> list[torch.Tensor]:
     """Number of samples whose label is among the ``k`` largest logits, for each ``k``
     (``k`` capped at the number of classes)."""
     kmax = min(max(ks), logits.shape[1])
@@ -42,9 +44,15 @@ def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks: tuple[int, ...]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str = "none",
-             per_neuron: bool = False, loss: str = "cross_entropy", sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None
-             ) -> EvalResult:
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    device: torch.device,
+    amp: str = "none",
+    per_neuron: bool = False,
+    loss: str = "cross_entropy",
+    sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> EvalResult:
     """One pass over ``loader`` in eval mode; sums stay on the device until the end. In a distributed
     run ``loader`` holds this rank's part of the set and ``sum_over_ranks`` (an all-reduce) combines
     the sums of all parts: loss, hits, samples, and firing rates weighted by samples."""
@@ -66,18 +74,39 @@ def evaluate(model: nn.Module, loader: Iterable, device: torch.device, amp: str 
     model.train(was_training)
     rates, neuron_rates = monitor.rates(), monitor.neuron_rates()
     if sum_over_ranks is not None:
-        loss_sum, hits, samples, rates, neuron_rates = _combine(sum_over_ranks, device, loss_sum, hits, samples,
-                                                                list(monitor.layers), rates, neuron_rates)
+        loss_sum, hits, samples, rates, neuron_rates = _combine(
+            sum_over_ranks,
+            device,
+            loss_sum,
+            hits,
+            samples,
+            list(monitor.layers),
+            rates,
+            neuron_rates,
+        )
     if samples == 0:
         raise ValueError("evaluation set is empty")
     top1, top5 = (100.0 * hits.double() / samples).tolist()
-    return EvalResult(loss=loss_sum.item() / samples, top1=top1, top5=top5, samples=samples,
-                      firing_rates=rates, neuron_rates=neuron_rates)
+    return EvalResult(
+        loss=loss_sum.item() / samples,
+        top1=top1,
+        top5=top5,
+        samples=samples,
+        firing_rates=rates,
+        neuron_rates=neuron_rates,
+    )
 
 
-def _combine(sum_over_ranks: Callable[[torch.Tensor], torch.Tensor], device: torch.device, loss_sum: torch.Tensor,
-             hits: torch.Tensor, samples: int, layers: list[str], rates: dict[str, float],
-             neuron_rates: dict[str, torch.Tensor]):
+def _combine(
+    sum_over_ranks: Callable[[torch.Tensor], torch.Tensor],
+    device: torch.device,
+    loss_sum: torch.Tensor,
+    hits: torch.Tensor,
+    samples: int,
+    layers: list[str],
+    rates: dict[str, float],
+    neuron_rates: dict[str, torch.Tensor],
+):
     """All ranks' evaluation sums: a rate ``r_k`` over ``n_k`` samples enters as ``r_k n_k``, the
     combined rate is ``sum r_k n_k / sum n_k`` (every sample has the same number of neurons and steps)."""
     local = [loss_sum.item(), *hits.tolist(), samples, float(samples == 0)]
@@ -85,11 +114,18 @@ def _combine(sum_over_ranks: Callable[[torch.Tensor], torch.Tensor], device: tor
     total = sum_over_ranks(torch.tensor(local, dtype=torch.float64, device=device)).tolist()
     loss, hit1, hit5, n, empty_ranks = total[:5]
     if empty_ranks:
-        raise ConfigError(f"the test set gives no sample to {int(empty_ranks)} process(es): it has "
-                          "fewer samples than processes")
+        raise ConfigError(
+            f"the test set gives no sample to {int(empty_ranks)} process(es): it has "
+            "fewer samples than processes"
+        )
     combined = {name: r / n for name, r in zip(layers, total[5:]) if name in rates}
-    per_neuron = {name: (sum_over_ranks((neuron_rates[name] * samples).to(device, torch.float64)) / n).float().cpu()
-                  for name in layers if name in neuron_rates}
+    per_neuron = {
+        name: (sum_over_ranks((neuron_rates[name] * samples).to(device, torch.float64)) / n)
+        .float()
+        .cpu()
+        for name in layers
+        if name in neuron_rates
+    }
     hits = torch.tensor([hit1, hit5], dtype=torch.float64)
     return torch.tensor(loss, dtype=torch.float64), hits, int(n), combined, per_neuron
 
@@ -106,15 +142,19 @@ class EvalReport:
 
     def text(self) -> str:
         r = self.result
-        lines = [f"{self.source}: {self.model} on {self.dataset} test set (T={self.T}, {r.samples} samples)",
-                 f"top-1 {r.top1:.2f}%  top-5 {r.top5:.2f}%  loss {r.loss:.4f}",
-                 "firing rate per LIF layer (spikes per neuron per time step):"]
+        lines = [
+            f"{self.source}: {self.model} on {self.dataset} test set (T={self.T}, {r.samples} samples)",
+            f"top-1 {r.top1:.2f}%  top-5 {r.top5:.2f}%  loss {r.loss:.4f}",
+            "firing rate per LIF layer (spikes per neuron per time step):",
+        ]
         width = max((len(name) for name in r.firing_rates), default=0)
         lines += [f"  {name:<{width}}  {rate:.4f}" for name, rate in r.firing_rates.items()]
         return "\n".join(lines)
 
 
-def evaluate_source(source: str, data_dir: str | None = None, overrides: Iterable[str] = ()) -> EvalReport:
+def evaluate_source(
+    source: str, data_dir: str | None = None, overrides: Iterable[str] = ()
+) -> EvalReport:
     """Evaluate an eisnn checkpoint or a reference checkpoint/folder on its dataset's test split."""
     from eisnn.train.convert import load_model
     from eisnn.train.factory import build_loader, prepare_device

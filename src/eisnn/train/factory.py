@@ -29,7 +29,11 @@ def prepare_device(cfg: TrainConfig) -> torch.device:
         torch.set_num_threads(cfg.cpu_threads)
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device: 'cuda' requested but CUDA is not available (use auto or cpu)")
-    name = "cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()) else "cpu"
+    name = (
+        "cuda"
+        if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+        else "cpu"
+    )
     if cfg.amp == "bf16" and name != "cuda":
         raise ConfigError("amp: 'bf16' needs a CUDA device (use amp: none on the CPU)")
     return torch.device(name)
@@ -64,8 +68,9 @@ def build_model(cfg: TrainConfig) -> nn.Module:
     info = dataset_info(cfg.dataset)
     kwargs = {**cfg.model_kwargs(), "image_size": image_size(cfg)}
     try:
-        model = create_model(cfg.model, num_classes=info.num_classes, in_channels=info.in_channels,
-                             T=cfg.T, **kwargs)
+        model = create_model(
+            cfg.model, num_classes=info.num_classes, in_channels=info.in_channels, T=cfg.T, **kwargs
+        )
     except ValueError as err:  # an option the architecture rejects, e.g. too small an image
         raise ConfigError(f"model {cfg.model}: {err}") from None
     if isinstance(model, VGG):
@@ -82,8 +87,14 @@ def build_dataset(cfg: TrainConfig, train: bool) -> Dataset:
     if cfg.image_size is not None:
         kwargs["image_size"] = cfg.image_size
     try:
-        return create_dataset(cfg.dataset, cfg.data_dir, train=train, T=cfg.T if info.is_event else None,
-                              augment=cfg.augment and train, **kwargs)
+        return create_dataset(
+            cfg.dataset,
+            cfg.data_dir,
+            train=train,
+            T=cfg.T if info.is_event else None,
+            augment=cfg.augment and train,
+            **kwargs,
+        )
     except ValueError as err:  # a damaged or misplaced file, named by the data module
         raise DatasetError(f"dataset {cfg.dataset} in {cfg.data_dir}: {err}") from None
 
@@ -95,8 +106,9 @@ class Loaders:
     generator: torch.Generator  # re-seeded at every epoch: shuffling, augmentation, worker seeds
 
 
-def build_loader(cfg: TrainConfig, train: bool, device: torch.device,
-                 ranks: Ranks | None = None) -> tuple[Iterable, torch.Generator]:
+def build_loader(
+    cfg: TrainConfig, train: bool, device: torch.device, ranks: Ranks | None = None
+) -> tuple[Iterable, torch.Generator]:
     """The split's loader (shuffled for training) and the generator it draws from: a resident loader
     (split held on ``device``, batched augmentation) when the dataset offers its tensors, else a
     ``DataLoader``. In a distributed run each rank gets its part of every global batch (see
@@ -109,19 +121,33 @@ def build_loader(cfg: TrainConfig, train: bool, device: torch.device,
         from eisnn.data import ResidentLoader
 
         generator = torch.Generator(device=device)
-        loader = ResidentLoader.from_dataset(dataset, batch_size, shuffle=shuffle, device=device, generator=generator)
+        loader = ResidentLoader.from_dataset(
+            dataset, batch_size, shuffle=shuffle, device=device, generator=generator
+        )
         return sharded(loader, len(dataset), batch_size, ranks, equal=train), generator
     if cfg.loader == "resident":
-        raise ConfigError(f"loader: 'resident' needs an in-memory dataset; {cfg.dataset} is not one "
-                          "(use auto or dataloader)")
+        raise ConfigError(
+            f"loader: 'resident' needs an in-memory dataset; {cfg.dataset} is not one "
+            "(use auto or dataloader)"
+        )
     generator = torch.Generator()  # the sampler shuffles on the CPU
     pin = device.type == "cuda"
     if not ranks.distributed:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                          num_workers=cfg.num_workers, pin_memory=pin), generator
-    sampler = ShardBatchSampler(len(dataset), batch_size, ranks.sharding(equal=train), shuffle, generator)
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=cfg.num_workers,
+            pin_memory=pin,
+        ), generator
+    sampler = ShardBatchSampler(
+        len(dataset), batch_size, ranks.sharding(equal=train), shuffle, generator
+    )
     # worker seeds come from the rank's own global RNG (see Ranks.seed_keys), not the shared generator
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=pin), generator
+    return DataLoader(
+        dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=pin
+    ), generator
 
 
 def build_loaders(cfg: TrainConfig, device: torch.device, ranks: Ranks | None = None) -> Loaders:
@@ -134,12 +160,21 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer
     """SGD with momentum and L2 decay on every parameter (SPEC section 4), or AdamW."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def build_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, iters_per_epoch: int) -> WarmupCosine:
+def build_scheduler(
+    cfg: TrainConfig, optimizer: torch.optim.Optimizer, iters_per_epoch: int
+) -> WarmupCosine:
     total = cfg.epochs * iters_per_epoch
     warmup = min(round(cfg.warmup_epochs * iters_per_epoch), total)
-    return WarmupCosine(optimizer, total_iters=total, warmup_iters=warmup,
-                        warmup_start_lr=cfg.warmup_start_lr, min_lr=cfg.min_lr)
+    return WarmupCosine(
+        optimizer,
+        total_iters=total,
+        warmup_iters=warmup,
+        warmup_start_lr=cfg.warmup_start_lr,
+        min_lr=cfg.min_lr,
+    )

@@ -34,6 +34,7 @@ def write_metrics_csv(history: Sequence[dict[str, Any]], path: str | Path) -> No
 
 def read_metrics_csv(path: str | Path) -> list[dict[str, Any]]:
     """Rows of ``metrics.csv`` with numbers parsed (empty cells become None)."""
+
     def parse(v: str) -> Any:
         if v == "":
             return None
@@ -65,11 +66,15 @@ class TensorBoardLog:
             if key != "epoch" and isinstance(value, (int, float)):
                 self.writer.add_scalar(_tag(key), value, epoch)
 
-    def histograms(self, model: nn.Module, neuron_rates: dict[str, torch.Tensor], epoch: int) -> None:
+    def histograms(
+        self, model: nn.Module, neuron_rates: dict[str, torch.Tensor], epoch: int
+    ) -> None:
         for name, rates in neuron_rates.items():
             self.writer.add_histogram(f"firing_rate/{name}", rates.flatten(), epoch)
         for name, param in model.named_parameters():
-            self.writer.add_histogram(f"weights/{name}", param.detach().float().cpu().flatten(), epoch)
+            self.writer.add_histogram(
+                f"weights/{name}", param.detach().float().cpu().flatten(), epoch
+            )
 
     def flush(self) -> None:
         self.writer.flush()

@@ -40,8 +40,12 @@ class FiringRateMonitor:
     of ``model`` (:func:`spiking_layers`).
     """
 
-    def __init__(self, model: nn.Module, per_neuron: bool = False,
-                 layers: Mapping[str, nn.Module] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        per_neuron: bool = False,
+        layers: Mapping[str, nn.Module] | None = None,
+    ) -> None:
         self.layers = dict(layers) if layers is not None else spiking_layers(model)
         self.per_neuron = per_neuron
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
@@ -78,6 +82,7 @@ class FiringRateMonitor:
                 self._neuron_sum[name] = total if prev is None else prev + total
                 lead = spikes.shape[0] * spikes.shape[1]
                 self._neuron_count[name] = self._neuron_count.get(name, 0) + lead
+
         return record
 
     def last_mean(self) -> torch.Tensor | None:

@@ -34,8 +34,11 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) ->
     """Loss, top-1 accuracy and learning rate against epoch (train and test)."""
     fig = Figure(figsize=(12, 3.6))
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.25)
-    panels = (("loss", ("train_loss", "test_loss")), ("top-1 accuracy (%)", ("train_top1", "test_top1")),
-              ("learning rate (end of epoch)", ("lr",)))
+    panels = (
+        ("loss", ("train_loss", "test_loss")),
+        ("top-1 accuracy (%)", ("train_top1", "test_top1")),
+        ("learning rate (end of epoch)", ("lr",)),
+    )
     for i, (title, keys) in enumerate(panels):
         ax = fig.add_subplot(1, 3, i + 1)
         for key in keys:
@@ -52,11 +55,14 @@ def plot_learning_curves(history: Sequence[dict[str, Any]], path: str | Path) ->
 
 def plot_firing_rates(history: Sequence[dict[str, Any]], path: str | Path) -> None:
     """Per-layer mean firing rate on the test set: the latest epoch (bars) and over epochs."""
-    measured = [row for row in history if any(k.startswith(RATE_PREFIX) and v not in (None, "")
-                                              for k, v in row.items())]
+    measured = [
+        row
+        for row in history
+        if any(k.startswith(RATE_PREFIX) and v not in (None, "") for k, v in row.items())
+    ]
     latest = measured[-1] if measured else {}
     layers = [k for k in latest if k.startswith(RATE_PREFIX)]
-    names = [k[len(RATE_PREFIX):] for k in layers]
+    names = [k[len(RATE_PREFIX) :] for k in layers]
     fig = Figure(figsize=(12, 4.5))
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.25, top=0.92, wspace=0.2)
     bars, lines = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)

@@ -14,8 +14,9 @@ import torch
 from torch.optim.lr_scheduler import LRScheduler
 
 
-def warmup_cosine_lr(i: int, base: float, start: float, min_lr: float,
-                     warmup_iters: int, total_iters: int) -> float:
+def warmup_cosine_lr(
+    i: int, base: float, start: float, min_lr: float, warmup_iters: int, total_iters: int
+) -> float:
     """The learning rate at iteration ``i`` (formula in the module docstring)."""
     if i < warmup_iters:
         return start + (base - start) * i / warmup_iters
@@ -33,10 +34,19 @@ class WarmupCosine(LRScheduler):
     1e-3); each parameter group decays from its own initial lr.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, total_iters: int, warmup_iters: int,
-                 warmup_start_lr: float, min_lr: float = 0.0, last_epoch: int = -1) -> None:
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        total_iters: int,
+        warmup_iters: int,
+        warmup_start_lr: float,
+        min_lr: float = 0.0,
+        last_epoch: int = -1,
+    ) -> None:
         if total_iters < 1 or not 0 <= warmup_iters <= total_iters:
-            raise ValueError(f"need 0 <= warmup_iters ({warmup_iters}) <= total_iters ({total_iters})")
+            raise ValueError(
+                f"need 0 <= warmup_iters ({warmup_iters}) <= total_iters ({total_iters})"
+            )
         self.total_iters = total_iters
         self.warmup_iters = warmup_iters
         self.warmup_start_lr = warmup_start_lr
@@ -44,8 +54,17 @@ class WarmupCosine(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
-        return [warmup_cosine_lr(self.last_epoch, base, self.warmup_start_lr, self.min_lr,
-                                 self.warmup_iters, self.total_iters) for base in self.base_lrs]
+        return [
+            warmup_cosine_lr(
+                self.last_epoch,
+                base,
+                self.warmup_start_lr,
+                self.min_lr,
+                self.warmup_iters,
+                self.total_iters,
+            )
+            for base in self.base_lrs
+        ]
 
     def skip(self) -> None:
         """Advance one iteration without an optimizer step (``step()`` would warn that the

@@ -42,8 +42,15 @@ from eisnn.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_sta
 from eisnn.train.config import ConfigError, TrainConfig, from_dict, save_config
 from eisnn.train.distributed import NullLog, Ranks, connect, unwrap
 from eisnn.train.evaluate import EvalResult, autocast, evaluate, topk_correct
-from eisnn.train.factory import (build_loaders, build_model, build_optimizer, build_scheduler,
-                                 derive_seed, prepare_device, seed_everything)
+from eisnn.train.factory import (
+    build_loaders,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    derive_seed,
+    prepare_device,
+    seed_everything,
+)
 from eisnn.train.metrics import TensorBoardLog, write_metrics_csv
 from eisnn.train.monitor import FiringRateMonitor
 from eisnn.train.plots import RATE_PREFIX, plot_run
@@ -78,8 +85,10 @@ def new_run_dir(cfg: TrainConfig) -> Path:
     if cfg.name is not None:
         run_dir = base / cfg.name
         if (run_dir / "checkpoints" / "last.pt").exists():
-            raise RunExistsError(f"{run_dir} already holds a run; continue it with "
-                                 f"`eisnn train --resume {run_dir}` or choose another name")
+            raise RunExistsError(
+                f"{run_dir} already holds a run; continue it with "
+                f"`eisnn train --resume {run_dir}` or choose another name"
+            )
         return run_dir
     stem = f"{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     for i in itertools.count():
@@ -92,9 +101,15 @@ def new_run_dir(cfg: TrainConfig) -> Path:
 class Trainer:
     """Owns the model, data, optimizer, schedule and run directory of one run."""
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path, checkpoint: dict[str, Any] | None = None,
-                 echo: Callable[[str], None] = print, ranks: Ranks | None = None,
-                 callbacks: Sequence[Callback] = ()) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path,
+        checkpoint: dict[str, Any] | None = None,
+        echo: Callable[[str], None] = print,
+        ranks: Ranks | None = None,
+        callbacks: Sequence[Callback] = (),
+    ) -> None:
         check_config_keys(cfg, callbacks)
         self.cfg = cfg
         self.callbacks = list(callbacks)
@@ -103,7 +118,9 @@ class Trainer:
         self.echo = echo if self.ranks.is_main else _silent
         self.device = self.ranks.device
         seed_everything(cfg.seed)
-        self.net = self.ranks.wrap(build_model(cfg).to(self.device))  # the model as trained (DDP when distributed)
+        self.net = self.ranks.wrap(
+            build_model(cfg).to(self.device)
+        )  # the model as trained (DDP when distributed)
         self.model = unwrap(self.net)
         self.loaders = build_loaders(cfg, self.device, self.ranks)
         self.iters_per_epoch = self._batches(len(self.loaders.train))
@@ -122,8 +139,14 @@ class Trainer:
         if self.ranks.is_main:  # only rank 0 writes
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             save_config(cfg, self.run_dir / "config.yaml")
-        self.tb = TensorBoardLog(self.run_dir / "tensorboard", purge_step=self.epoch + 1 if checkpoint is not None
-                                 else None) if self.ranks.is_main else NullLog()
+        self.tb = (
+            TensorBoardLog(
+                self.run_dir / "tensorboard",
+                purge_step=self.epoch + 1 if checkpoint is not None else None,
+            )
+            if self.ranks.is_main
+            else NullLog()
+        )
         for callback in self.callbacks:
             callback.on_setup(self)
         if self.history:
@@ -134,15 +157,23 @@ class Trainer:
         return n if self.cfg.limit_batches is None else min(n, self.cfg.limit_batches)
 
     def state(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "step": self.step, "skipped": self.skipped, "history": self.history,
-                "best_top1": self.best_top1, "world_size": self.ranks.world_size}
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "skipped": self.skipped,
+            "history": self.history,
+            "best_top1": self.best_top1,
+            "world_size": self.ranks.world_size,
+        }
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         saved_world = ckpt.get("world_size", 1)
         if self.cfg.batch_scope == "rank" and saved_world != self.ranks.world_size:
-            raise ConfigError(f"this run trained on {saved_world} process(es) with batch_scope=rank (batch_size per "
-                              f"process); resume it on {saved_world}, not {self.ranks.world_size}")
+            raise ConfigError(
+                f"this run trained on {saved_world} process(es) with batch_scope=rank (batch_size per "
+                f"process); resume it on {saved_world}, not {self.ranks.world_size}"
+            )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -154,19 +185,25 @@ class Trainer:
     def save(self, path: Path) -> None:
         if not self.ranks.is_main:
             return
-        save_checkpoint(path, model=self.model, config=self.cfg.to_dict(), epoch=self.epoch, **self.state())
+        save_checkpoint(
+            path, model=self.model, config=self.cfg.to_dict(), epoch=self.epoch, **self.state()
+        )
 
     # ------------------------------------------------------------------ loop
     def fit(self, max_epochs: int | None = None) -> RunResult:
         """Train until ``cfg.epochs`` (or ``max_epochs`` more epochs in this call)."""
         start = time.perf_counter()
-        stop_at = self.cfg.epochs if max_epochs is None else min(self.cfg.epochs, self.epoch + max_epochs)
+        stop_at = (
+            self.cfg.epochs if max_epochs is None else min(self.cfg.epochs, self.epoch + max_epochs)
+        )
         try:
             while self.epoch < stop_at:
                 self._run_epoch(self.epoch)
         finally:
             self.tb.flush()
-        return RunResult(self.run_dir, self.epoch, self.history, self.best_top1, time.perf_counter() - start)
+        return RunResult(
+            self.run_dir, self.epoch, self.history, self.best_top1, time.perf_counter() - start
+        )
 
     def close(self) -> None:
         self.tb.close()
@@ -178,9 +215,15 @@ class Trainer:
         self.loaders.generator.manual_seed(derive_seed(cfg.seed, epoch, 1))
         t0 = time.perf_counter()
         train = self._train_epoch(epoch)
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
-                               "train_loss": train["loss"], "train_top1": train["top1"],
-                               "train_rate": train["rate"], "skipped_steps": self.skipped}
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": train["loss"],
+            "train_top1": train["top1"],
+            "train_rate": train["rate"],
+            "skipped_steps": self.skipped,
+        }
         for callback in self.callbacks:
             callback.on_train_epoch_end(self, epoch + 1, row)
         result: EvalResult | None = None
@@ -188,9 +231,15 @@ class Trainer:
             with contextlib.ExitStack() as stack:
                 for callback in self.callbacks:
                     stack.enter_context(callback.evaluating(self, epoch + 1, row))
-                result = evaluate(self.model, self._limited(self.loaders.test), self.device, cfg.amp,
-                                  per_neuron=cfg.histograms, loss=cfg.loss,
-                                  sum_over_ranks=self.ranks.sum if self.ranks.distributed else None)
+                result = evaluate(
+                    self.model,
+                    self._limited(self.loaders.test),
+                    self.device,
+                    cfg.amp,
+                    per_neuron=cfg.histograms,
+                    loss=cfg.loss,
+                    sum_over_ranks=self.ranks.sum if self.ranks.distributed else None,
+                )
                 row.update(test_loss=result.loss, test_top1=result.top1, test_top5=result.top5)
                 row.update({RATE_PREFIX + name: rate for name, rate in result.firing_rates.items()})
         row["epoch_s"] = time.perf_counter() - t0
@@ -209,16 +258,25 @@ class Trainer:
         self.echo(summary_line(row, cfg.epochs))
 
     def _limited(self, loader):
-        return loader if self.cfg.limit_batches is None else itertools.islice(loader, self.cfg.limit_batches)
+        return (
+            loader
+            if self.cfg.limit_batches is None
+            else itertools.islice(loader, self.cfg.limit_batches)
+        )
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         cfg, model, device = self.cfg, self.model, self.device
         model.train()
         loss_sum, correct_sum, samples, rate_sum = 0.0, 0.0, 0, 0.0
         no_rate = torch.zeros((), device=device)
-        bar = tqdm(self._limited(self.loaders.train), total=self.iters_per_epoch, leave=False,
-                   desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not (cfg.progress and self.ranks.is_main),
-                   dynamic_ncols=True)
+        bar = tqdm(
+            self._limited(self.loaders.train),
+            total=self.iters_per_epoch,
+            leave=False,
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not (cfg.progress and self.ranks.is_main),
+            dynamic_ncols=True,
+        )
         with FiringRateMonitor(model) as monitor:
             for i, (x, y) in enumerate(bar):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -232,8 +290,15 @@ class Trainer:
                 grad_norm = self._grad_norm()
                 correct = topk_correct(logits.detach(), y, (1,))[0]
                 rate = monitor.last_mean()
-                stats = torch.stack([torch.isfinite(loss), torch.isfinite(grad_norm), loss.detach(), correct,
-                                     no_rate if rate is None else rate]).double()
+                stats = torch.stack(
+                    [
+                        torch.isfinite(loss),
+                        torch.isfinite(grad_norm),
+                        loss.detach(),
+                        correct,
+                        no_rate if rate is None else rate,
+                    ]
+                ).double()
                 # one sync; the mean over ranks of equal-sized parts is the global batch's mean
                 loss_ok, grad_ok, loss_v, correct_v, rate_v = self.ranks.mean(stats).tolist()
                 correct_v *= self.ranks.world_size
@@ -248,8 +313,13 @@ class Trainer:
                 n = y.shape[0] * self.ranks.world_size
                 loss_sum, correct_sum = loss_sum + loss_v * n, correct_sum + correct_v
                 samples, rate_sum = samples + n, rate_sum + rate_v * n
-                bar.set_postfix(loss=f"{loss_sum / samples:.4f}", acc=f"{100 * correct_sum / samples:.2f}",
-                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}", rate=f"{rate_v:.3f}", refresh=False)
+                bar.set_postfix(
+                    loss=f"{loss_sum / samples:.4f}",
+                    acc=f"{100 * correct_sum / samples:.2f}",
+                    lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
+                    rate=f"{rate_v:.3f}",
+                    refresh=False,
+                )
         bar.close()
         n = max(samples, 1)
         return {"loss": loss_sum / n, "top1": 100 * correct_sum / n, "rate": rate_sum / n}
@@ -272,7 +342,9 @@ class Trainer:
             return torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
         if not params:
             return torch.zeros((), device=self.device)
-        return torch.linalg.vector_norm(torch.stack([p.grad.detach().float().norm() for p in params]))
+        return torch.linalg.vector_norm(
+            torch.stack([p.grad.detach().float().norm() for p in params])
+        )
 
     def _non_finite(self, epoch: int, i: int, what: str) -> None:
         """Skip the step (``nonfinite: skip``; the schedule still advances, so the lr follows the
@@ -283,11 +355,17 @@ class Trainer:
             self.scheduler.skip()
             return
         last = self.ckpt_dir / "last.pt"
-        pointer = (f"last good checkpoint: {last} (epoch {self.epoch}); resume with `eisnn train --resume "
-                   f"{self.run_dir}`" if last.exists() else "no checkpoint was written yet")
-        raise NonFiniteError(f"non-finite {what} at epoch {epoch + 1}, step {i + 1} of {self.iters_per_epoch} "
-                             f"(iteration {self.step + 1}); run stopped, {pointer}. Lower lr, set grad_clip, "
-                             f"or set nonfinite=skip to skip such steps")
+        pointer = (
+            f"last good checkpoint: {last} (epoch {self.epoch}); resume with `eisnn train --resume "
+            f"{self.run_dir}`"
+            if last.exists()
+            else "no checkpoint was written yet"
+        )
+        raise NonFiniteError(
+            f"non-finite {what} at epoch {epoch + 1}, step {i + 1} of {self.iters_per_epoch} "
+            f"(iteration {self.step + 1}); run stopped, {pointer}. Lower lr, set grad_clip, "
+            f"or set nonfinite=skip to skip such steps"
+        )
 
     def _write_tables(self) -> None:
         if not self.ranks.is_main:
@@ -301,7 +379,7 @@ class Trainer:
 
 def summary_line(row: dict[str, Any], epochs: int) -> str:
     """One line per epoch: train/test loss and top-1/top-5, lr, mean firing rate, time."""
-    text = (f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} top1 {row['train_top1']:6.2f}%")
+    text = f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} top1 {row['train_top1']:6.2f}%"
     if row.get("test_top1") is not None:
         text += f"  test loss {row['test_loss']:.4f} top1 {row['test_top1']:6.2f}% top5 {row['test_top5']:6.2f}%"
     text += f"  lr {row['lr']:.3e}  rate {row['train_rate']:.3f}  {row['epoch_s']:.1f}s"
@@ -314,28 +392,43 @@ def _silent(_: str) -> None:
     pass
 
 
-def _trainer(cfg: TrainConfig, run_dir: Callable[[], Path], checkpoint: dict[str, Any] | None,
-             echo: Callable[[str], None], callbacks: CallbackFactory) -> Trainer:
+def _trainer(
+    cfg: TrainConfig,
+    run_dir: Callable[[], Path],
+    checkpoint: dict[str, Any] | None,
+    echo: Callable[[str], None],
+    callbacks: CallbackFactory,
+) -> Trainer:
     """A Trainer in this process's place of the launch (rank 0 names the run directory)."""
     ranks = connect(cfg, prepare_device(cfg))
     try:
-        return Trainer(cfg, ranks.on_main(run_dir), checkpoint=checkpoint, echo=echo, ranks=ranks,
-                       callbacks=callbacks(cfg))
+        return Trainer(
+            cfg,
+            ranks.on_main(run_dir),
+            checkpoint=checkpoint,
+            echo=echo,
+            ranks=ranks,
+            callbacks=callbacks(cfg),
+        )
     except BaseException:
         ranks.close()
         raise
 
 
-def start_run(cfg: TrainConfig, echo: Callable[[str], None] = print,
-              callbacks: CallbackFactory = no_callbacks) -> Trainer:
+def start_run(
+    cfg: TrainConfig, echo: Callable[[str], None] = print, callbacks: CallbackFactory = no_callbacks
+) -> Trainer:
     """A fresh run in a new run directory, with the callbacks ``callbacks(cfg)``
     (:func:`eisnn.run.start_run` adds the ones that config keys ask for)."""
     return _trainer(cfg, lambda: new_run_dir(cfg), None, echo, callbacks)
 
 
-def resume_run(run_dir: str | Path, data_dir: str | None = None,
-               echo: Callable[[str], None] = print,
-               callbacks: CallbackFactory = no_callbacks) -> Trainer:
+def resume_run(
+    run_dir: str | Path,
+    data_dir: str | None = None,
+    echo: Callable[[str], None] = print,
+    callbacks: CallbackFactory = no_callbacks,
+) -> Trainer:
     """Continue the run in ``run_dir`` from ``checkpoints/last.pt`` (``data_dir`` may move), with
     the callbacks ``callbacks(cfg)`` of its config; under ``torchrun`` every process reads it, so
     the run directory must be visible from every machine."""
