@@ -50,7 +50,8 @@ def main() -> None:
     for retain, label in (("0", "glibc defaults"), ("1", "retain_freed_memory")):
         retained, faults = faults_of_last_steps(retain)
         print(
-            f"{label:20s} applied={retained!s:5s} minor faults {faults:8d} ({faults / pages:.2f} per page)"
+            f"{label:20s} applied={retained!s:5s} minor faults {faults:8d} "
+            f"({faults / pages:.2f} per page)"
         )
 
 

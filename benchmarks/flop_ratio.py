@@ -9,7 +9,7 @@ of ``I_I`` through both and the gradients of both weights (eight ``n_E x n_I`` p
 position; six without the recomputation). Element-wise work (BN, LIF, pooling, the division) is
 not counted.
 
-    PYTHONPATH=src python benchmarks/flop_ratio.py                       # VGG-8 b32, ResNet-18 b16, T=4
+    PYTHONPATH=src python benchmarks/flop_ratio.py  # VGG-8 b32, ResNet-18 b16, T=4
     PYTHONPATH=src python benchmarks/flop_ratio.py --models vgg16 resnet34 --batch 16
 """
 
@@ -28,7 +28,8 @@ LATERAL_PRODUCTS = 8  # forward 2, recomputed 2, input gradient 2, weight gradie
 
 
 def step_macs(name: str, batch: int, time_steps: int, image_size: int) -> tuple[int, int]:
-    """``(input-map multiply-adds, lateral W_EI multiply-adds)`` of one training step of ``name``."""
+    """``(input-map multiply-adds, lateral W_EI multiply-adds)`` of one training step of
+    ``name``."""
     model = create_model(name, 10, 3, time_steps, image_size=image_size)
     x = torch.rand(batch, 3, image_size, image_size)
     if name.startswith("ei_"):
@@ -79,7 +80,8 @@ def main() -> None:
         floor = (ei_map + lateral) / bn_map
         without_recompute = (ei_map + lateral * (LATERAL_PRODUCTS - 2) / LATERAL_PRODUCTS) / bn_map
         print(
-            f"{arch} (batch {batch}, T={args.T}): BN twin {bn_map / 1e9:.1f} GMAC; E-I input maps {ei_map / 1e9:.1f} GMAC "
+            f"{arch} (batch {batch}, T={args.T}): BN twin {bn_map / 1e9:.1f} GMAC; "
+            f"E-I input maps {ei_map / 1e9:.1f} GMAC "
             f"({ei_map / bn_map:.3f}x) + W_EI products {lateral / 1e9:.2f} GMAC -> {floor:.3f}x "
             f"({without_recompute:.3f}x without recomputing the products)"
         )

@@ -3,7 +3,8 @@ only) against the eager loop (and SpikingJelly's LIFNode with the same semantics
 importable; it is never a dependency of eisnn).
 
     PYTHONPATH=src python benchmarks/lif.py --threads 2
-    # with SpikingJelly installed apart from the project, e.g. pip install --no-deps --target /tmp/sj spikingjelly loguru
+    # with SpikingJelly installed apart from the project, e.g.
+    # pip install --no-deps --target /tmp/sj spikingjelly loguru
     PYTHONPATH=src:/tmp/sj python benchmarks/lif.py --threads 2
 """
 
@@ -32,7 +33,8 @@ def median_seconds(fn: Callable[[], None], repeats: int) -> float:
 
 
 def spikingjelly_lif() -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """SpikingJelly's LIFNode(tau=2, decay_input=False, v_reset=None, detach_reset=True, sigmoid), multi-step."""
+    """SpikingJelly's LIFNode(tau=2, decay_input=False, v_reset=None, detach_reset=True,
+    sigmoid), multi-step."""
     try:
         from spikingjelly.activation_based import functional, neuron, surrogate
     except ImportError:
@@ -86,12 +88,13 @@ def main() -> None:
     if sj is not None:
         candidates["spikingjelly LIFNode (torch)"] = sj
     print(
-        f"LIF forward + backward, input {list(args.shape)}, {args.threads} threads, median of {args.repeats}"
+        f"LIF forward + backward, input {list(args.shape)}, {args.threads} threads, "
+        f"median of {args.repeats}"
     )
     results = {}
     for name, lif in candidates.items():
 
-        def step() -> None:
+        def step(lif: Callable[[torch.Tensor], torch.Tensor] = lif) -> None:
             x.grad = None
             lif(x).backward(grad)
 

@@ -44,7 +44,7 @@ def main() -> None:
         ):
             path = Path(tmp) / f"bench_{fmt[-3:]}.aedat"
             write(path, events, **kwargs)
-            seconds, back = _best_of(args.repeats, lambda: read_events(path))
+            seconds, back = _best_of(args.repeats, lambda path=path: read_events(path))
             assert np.array_equal(back["t"], events["t"]) and np.array_equal(back["x"], events["x"])
             size_mb = path.stat().st_size / 2**20
             print(

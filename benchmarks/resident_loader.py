@@ -1,6 +1,8 @@
-"""Throughput of CIFAR-style augmentation: per-sample DataLoader path vs the on-device ResidentLoader.
+"""Throughput of CIFAR-style augmentation: per-sample DataLoader path vs the on-device
+ResidentLoader.
 
-Usage: PYTHONPATH=src python benchmarks/resident_loader.py [--device cuda] [--images 50000] [--workers 2]
+Usage: PYTHONPATH=src python benchmarks/resident_loader.py [--device cuda] [--images 50000]
+[--workers 2]
 Uses random uint8 images of CIFAR's shape (no dataset needed) and one epoch of each path.
 """
 
@@ -19,7 +21,7 @@ from eisnn.data.transforms import cifar_train
 
 def _epoch(loader, device: torch.device) -> float:
     start = time.perf_counter()
-    for x, y in loader:
+    for x, _ in loader:
         x = x.to(device, non_blocking=True)
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -27,7 +29,7 @@ def _epoch(loader, device: torch.device) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--images", type=int, default=50_000)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -52,7 +54,8 @@ def main() -> None:
     ):
         seconds = _epoch(loader, device)
         print(
-            f"{name}: {args.images / seconds:,.0f} images/s ({seconds:.2f} s per epoch of {args.images})"
+            f"{name}: {args.images / seconds:,.0f} images/s "
+            f"({seconds:.2f} s per epoch of {args.images})"
         )
 
 

@@ -1,5 +1,6 @@
-"""Study of the options beyond the paper (issue 9): spiking vs ReLU I units, E:I ratios, Dale policy,
-recurrent E-I vs plain recurrent SNN on sequences. Small models on the offline digits tasks.
+"""Study of the options beyond the paper (issue 9): spiking vs ReLU I units, E:I ratios, Dale
+policy, recurrent E-I vs plain recurrent SNN on sequences. Small models on the offline digits
+tasks.
 
     PYTHONPATH=src python experiments/beyond.py --seeds 0 1 2 --epochs 5 --out docs/beyond
 
@@ -112,7 +113,8 @@ def tables(results: dict) -> str:
             a = np.array([r["acc"] for r in runs]) * 100
             f = np.array([r["rate"] for r in runs])
             lines.append(
-                f"| {label} | {a.mean():.1f} ± {a.std():.1f} | {f.mean():.3f} ± {f.std():.3f} | {len(runs)} |"
+                f"| {label} | {a.mean():.1f} ± {a.std():.1f} | "
+                f"{f.mean():.3f} ± {f.std():.3f} | {len(runs)} |"
             )
     return "\n".join(lines) + "\n"
 
@@ -169,12 +171,13 @@ def main() -> None:
                 r["seconds"] = time.time() - t0
                 results[study][label].append(r)
                 print(
-                    f"{study} | {label} | seed {seed}: acc {r['acc']:.3f} rate {r['rate']:.3f} ({r['seconds']:.0f}s)",
+                    f"{study} | {label} | seed {seed}: acc {r['acc']:.3f} "
+                    f"rate {r['rate']:.3f} ({r['seconds']:.0f}s)",
                     flush=True,
                 )
             record = {"args": vars(args), "results": results, "wall_s": time.time() - start}
             text = json.dumps(record, indent=1).encode()
-            atomic_write(out / "results.json", lambda f: f.write(text))
+            atomic_write(out / "results.json", lambda f, text=text: f.write(text))
     (out / "tables.md").write_text(tables(results) + f"\nwall time: {time.time() - start:.0f} s\n")
     plot(results, out)
 

@@ -1,18 +1,19 @@
-"""Train the paper's E-I SNN and every comparison system on the offline digits data; write docs/baselines.md.
+"""Train the paper's E-I SNN and every comparison system on the offline digits data; write
+docs/baselines.md.
 
 Every system goes through the same trainer, data and schedule length (same epochs, batch 32,
 cosine decay); each keeps its own optimizer family, learning rate and loss as in its recipe
 (BASELINES.md). The networks are scaled down (``width``) and fed the digits at their native 8x8
-size (DANN's VGG-16 needs 32x32 for its five 2x2 max poolings), so that the whole comparison takes
-about 20 minutes on 2 CPU cores. Reported per system, over the seeds: test top-1 (mean ± std), the
-firing rate of its spiking layers on the test set, and the time of one training step.
+size (DANN's VGG-16 needs 32x32 for its five 2x2 max poolings), so that the whole comparison
+takes about 20 minutes on 2 CPU cores. Reported per system, over the seeds: test top-1 (mean ±
+std), the firing rate of its spiking layers on the test set, and the time of one training step.
 
-    PYTHONPATH=src python experiments/compare_baselines.py            # 3 seeds, writes docs/baselines.md
+    PYTHONPATH=src python experiments/compare_baselines.py  # 3 seeds, writes docs/baselines.md
     PYTHONPATH=src python experiments/compare_baselines.py --seeds 0 --epochs 1 --doc /tmp/smoke.md
 
-Finished runs are kept (``runs/compare_baselines/<model>-seed<k>-e<epochs>/measured.json``) and reused,
-so an interrupted call resumes, and calls with ``--only`` on disjoint systems can run side by side
-before a last call without ``--only`` writes the page.
+Finished runs are kept (``runs/compare_baselines/<model>-seed<k>-e<epochs>/measured.json``) and
+reused, so an interrupted call resumes, and calls with ``--only`` on disjoint systems can run side
+by side before a last call without ``--only`` writes the page.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ class Measured:
 
 @torch.no_grad()
 def spiking_rate(model: nn.Module, cfg: TrainConfig) -> float | None:
-    """Mean over spiking layers of ``|spikes|`` per neuron per time step on the test split (None: no spikes)."""
+    """Mean over spiking layers of ``|spikes|`` per neuron per time step on the test split
+    (None: no spikes)."""
     monitor = FiringRateMonitor(model)
     if not monitor.layers:
         return None
@@ -182,7 +184,8 @@ def train_one(system: System, seed: int, epochs: int, run_dir: Path) -> Measured
 
 
 def measured(system: System, seed: int, epochs: int, runs: Path) -> Measured:
-    """The run's measurement, read from ``measured.json`` when an earlier call finished it, else trained."""
+    """The run's measurement, read from ``measured.json`` when an earlier call finished it, else
+    trained."""
     run_dir = runs / f"{system.model}-seed{seed}-e{epochs}"
     record = run_dir / "measured.json"
     if record.is_file():
@@ -195,7 +198,10 @@ def measured(system: System, seed: int, epochs: int, runs: Path) -> Measured:
 
 
 def mean_std(values: list[float]) -> str:
-    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
+    return (
+        f"{statistics.fmean(values):.2f} ± "
+        f"{statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
+    )
 
 
 def write_doc(
@@ -205,19 +211,27 @@ def write_doc(
     lines = [
         "# Baselines: the paper's comparison systems in one framework",
         "",
-        "The paper (CIFAR-10) compares its E-I SNN with a BN-SNN, TEBN, DANN and BackEISNN. All five are",
-        "models of this package (BASELINES.md gives the definitions; `eisnn.models.list_models()` the names)",
-        "and train with the same trainer. The table below is a small, offline measurement on scikit-learn's",
+        "The paper (CIFAR-10) compares its E-I SNN with a BN-SNN, TEBN, DANN and BackEISNN. "
+        "All five are",
+        "models of this package (BASELINES.md gives the definitions; "
+        "`eisnn.models.list_models()` the names)",
+        "and train with the same trainer. The table below is a small, offline measurement on "
+        "scikit-learn's",
         "digits, not a reproduction of the CIFAR-10 numbers, which are the paper's quotes.",
         "",
-        f"Measured with `{command}` ({total_s / 60:.1f} min of training in all, {platform.processor() or platform.machine()},"
+        f"Measured with `{command}` ({total_s / 60:.1f} min of training in all, "
+        f"{platform.processor() or platform.machine()},"
         f" torch threads: {torch.get_num_threads()}, torch {torch.__version__}).",
         "",
-        f"Setup: digits (1437 train / 360 test images), {epochs} epochs, batch 32, cosine decay per iteration, "
+        f"Setup: digits (1437 train / 360 test images), {epochs} epochs, batch 32, "
+        "cosine decay per iteration, "
         f"dropout 0, seeds {', '.join(map(str, seeds))};",
-        "width x1/4 for every network (ResNet-18 channels 16-128, ResNet-19 32-128, VGG-16 16-128, BackEISNN 32-128);",
-        "images at their native 8x8 (DANN's VGG-16: bilinear 32x32, the smallest its five 2x2 poolings allow).",
-        "Each system keeps its own optimizer, learning rate, warm-up (only the E-I SNN has one) and loss:",
+        "width x1/4 for every network (ResNet-18 channels 16-128, ResNet-19 32-128, "
+        "VGG-16 16-128, BackEISNN 32-128);",
+        "images at their native 8x8 (DANN's VGG-16: bilinear 32x32, the smallest its five 2x2 "
+        "poolings allow).",
+        "Each system keeps its own optimizer, learning rate, warm-up (only the E-I SNN has one) "
+        "and loss:",
         "",
     ]
     for s in SYSTEMS:
@@ -225,7 +239,8 @@ def write_doc(
         lines.append(f"- {s.label}: `{s.model}`, " + ", ".join(f"{k}={v}" for k, v in opts.items()))
     lines += [
         "",
-        "| system | model | T | parameters | test top-1 % (mean ± std) | firing rate | step time, ms (min-max) | paper, CIFAR-10 |",
+        "| system | model | T | parameters | test top-1 % (mean ± std) | firing rate "
+        "| step time, ms (min-max) | paper, CIFAR-10 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in SYSTEMS:
@@ -235,15 +250,21 @@ def write_doc(
         steps = [r.step_ms for r in runs]
         T = s.config.get("T", 4)
         lines.append(
-            f"| {s.label} | `{s.model}` | {T} | {runs[0].params:,} | {mean_std([r.top1 for r in runs])} | "
-            f"{rate} | {statistics.fmean(steps):.0f} ({min(steps):.0f}-{max(steps):.0f}) | {s.paper_quote} |"
+            f"| {s.label} | `{s.model}` | {T} | {runs[0].params:,} | "
+            f"{mean_std([r.top1 for r in runs])} | {rate} | "
+            f"{statistics.fmean(steps):.0f} ({min(steps):.0f}-{max(steps):.0f}) | "
+            f"{s.paper_quote} |"
         )
     lines += [
         "",
-        "Firing rate: `|spikes|` per neuron per time step on the test split, averaged over the spiking layers",
-        "(BackEISNN's signed spikes count by magnitude). Step time: one training iteration (forward, loss,",
-        "backward, optimizer step, Dale projection) of a batch of 32, the median over the epochs without",
-        "evaluation, one torch thread by default; on a machine shared with other jobs the times vary with its",
+        "Firing rate: `|spikes|` per neuron per time step on the test split, averaged over the "
+        "spiking layers",
+        "(BackEISNN's signed spikes count by magnitude). Step time: one training iteration "
+        "(forward, loss,",
+        "backward, optimizer step, Dale projection) of a batch of 32, the median over the epochs "
+        "without",
+        "evaluation, one torch thread by default; on a machine shared with other jobs the times "
+        "vary with its",
         "load (the min-max spread over seeds shows how much). Per seed (top-1 %):",
         "",
     ]
@@ -251,10 +272,14 @@ def write_doc(
         lines.append(f"- `{s.model}`: " + ", ".join(f"{r.top1:.2f}" for r in results[s.model]))
     lines += [
         "",
-        "Differences from each original recipe, besides the scale: the paper's LIF neuron in the BN-SNN,",
-        "TEBN and ResNet-19 runs (TEBN's own code used decay 0.25, hard reset and a triangle surrogate);",
-        "the same short cosine schedule for everyone (BackEISNN used step decay, the paper a 30-epoch warm-up).",
-        "The full-scale CIFAR-10 recipes are `src/eisnn/configs/cifar10_{bn_resnet18,tebn_resnet19,dann_vgg16,",
+        "Differences from each original recipe, besides the scale: the paper's LIF neuron in the "
+        "BN-SNN,",
+        "TEBN and ResNet-19 runs (TEBN's own code used decay 0.25, hard reset and a triangle "
+        "surrogate);",
+        "the same short cosine schedule for everyone (BackEISNN used step decay, the paper a "
+        "30-epoch warm-up).",
+        "The full-scale CIFAR-10 recipes are "
+        "`src/eisnn/configs/cifar10_{bn_resnet18,tebn_resnet19,dann_vgg16,",
         "backeisnn_cnn5}.yaml`.",
         "",
     ]
@@ -263,7 +288,7 @@ def write_doc(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=COMMON["epochs"])
     parser.add_argument("--only", nargs="+", help="model names to run (default: all systems)")
@@ -272,20 +297,29 @@ def main() -> None:
         "--runs",
         type=Path,
         default=Path("runs/compare_baselines"),
-        help="run directories; a finished run (measured.json) is reused, so an interrupted call resumes",
+        help=(
+            "run directories; a finished run (measured.json) is reused, so an interrupted call "
+            "resumes"
+        ),
     )
     parser.add_argument(
         "--threads",
         type=int,
         default=1,
-        help="torch CPU threads (1: on a shared 2-core machine, oversubscribed threads are far slower)",
+        help=(
+            "torch CPU threads (1: on a shared 2-core machine, oversubscribed threads are far "
+            "slower)"
+        ),
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     systems = [s for s in SYSTEMS if args.only is None or s.model in args.only]
     command = "PYTHONPATH=src python experiments/compare_baselines.py"
     if args.seeds != [0, 1, 2] or args.epochs != COMMON["epochs"] or args.threads != 1:
-        command += f" --seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs} --threads {args.threads}"
+        command += (
+            f" --seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs} "
+            f"--threads {args.threads}"
+        )
     results: dict[str, list[Measured]] = {}
     for system in systems:
         for seed in args.seeds:

@@ -114,7 +114,8 @@ def plan(datasets: Sequence[str], seeds: int) -> list[RunSpec]:
 
 
 def run_one(spec: RunSpec, out: Path, data_dir: str) -> dict[str, Any]:
-    """Train one run (single-threaded: ``cpu_threads: 1``) and write its ``result.json``; returns the result."""
+    """Train one run (single-threaded: ``cpu_threads: 1``) and write its ``result.json``; returns
+    the result."""
     result_path = spec.folder(out) / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
@@ -154,11 +155,11 @@ def _run_star(args: tuple[RunSpec, Path, str]) -> dict[str, Any]:
 def run_study(
     out: Path, data_dir: str, datasets: Sequence[str], seeds: int, workers: int, echo=print
 ) -> list[dict[str, Any]]:
-    """Train every run of the grid with ``workers`` single-threaded processes (1: in this process)."""
+    """Train every run of the grid with ``workers`` single-threaded processes (1: in this
+    process)."""
     specs = plan(datasets, seeds)
-    for (
-        name
-    ) in datasets:  # event recordings and frame caches are written once, before the workers start
+    # event recordings and frame caches are written once, before the workers start
+    for name in datasets:
         if dataset_info(name).is_event:
             for train in (True, False):
                 create_dataset(name, data_dir, train, T=BASE["T"], augment=False)
@@ -174,8 +175,9 @@ def run_study(
         for i, r in enumerate(finished, 1):
             status = "DIVERGED" if r["diverged"] else ("collapsed" if r["collapsed"] else "ok")
             echo(
-                f"[{i}/{len(specs)}] {r['dataset']} | {r['depth']} | {r['variant']} | seed {r['seed']}: "
-                f"top-1 {r['test_top1']:.2f}%  rate {r['mean_rate']:.3f}  {status}  {r['wall_s']:.0f}s"
+                f"[{i}/{len(specs)}] {r['dataset']} | {r['depth']} | {r['variant']} | "
+                f"seed {r['seed']}: top-1 {r['test_top1']:.2f}%  rate {r['mean_rate']:.3f}  "
+                f"{status}  {r['wall_s']:.0f}s"
             )
             results.append(r)
     return results

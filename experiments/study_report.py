@@ -67,7 +67,8 @@ def _history(out: Path, r: dict[str, Any]) -> list[dict[str, Any]]:
 def summarize(
     out: Path, results: list[dict[str, Any]]
 ) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """Per (dataset, depth, variant): accuracy mean/std/min/max, divergence and collapse counts, rates."""
+    """Per (dataset, depth, variant): accuracy mean/std/min/max, divergence and collapse counts,
+    rates."""
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
     for key in sorted({(r["dataset"], r["depth"], r["variant"]) for r in results}):
         runs = [r for r in results if (r["dataset"], r["depth"], r["variant"]) == key]
@@ -135,8 +136,8 @@ def _fmt(x: float, digits: int = 1) -> str:
 
 def results_table(cells: dict, dataset: str) -> list[str]:
     lines = [
-        "| depth | variant | top-1 % (mean ± std) | min - max | diverged | exploded | collapsed | mean rate "
-        "| lowest layer rate | largest gradient norm |",
+        "| depth | variant | top-1 % (mean ± std) | min - max | diverged | exploded | collapsed "
+        "| mean rate | lowest layer rate | largest gradient norm |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for depth in DEPTHS:
@@ -154,7 +155,8 @@ def results_table(cells: dict, dataset: str) -> list[str]:
 
 
 def verdict(mode: str, full: dict[str, Any], abl: dict[str, Any]) -> str:
-    """Whether an ablation cell shows the paper's failure mode (majority of seeds / accuracy margin)."""
+    """Whether an ablation cell shows the paper's failure mode (majority of seeds / accuracy
+    margin)."""
     n = abl["n"]
     worse = abl["acc"] < full["acc"] - max(ACCURACY_MARGIN, full["std"] + abl["std"])
     observed = {
@@ -164,10 +166,20 @@ def verdict(mode: str, full: dict[str, Any], abl: dict[str, Any]) -> str:
     }
     drop = f"top-1 {_fmt(abl['acc'])} vs {_fmt(full['acc'])}"
     if observed[mode]:
-        return f"**reproduced** ({drop}; diverged {abl['diverged']}/{n}, exploded {abl['exploded']}/{n}, collapsed {abl['collapsed']}/{n})"
+        return (
+            f"**reproduced** ({drop}; diverged {abl['diverged']}/{n}, "
+            f"exploded {abl['exploded']}/{n}, collapsed {abl['collapsed']}/{n})"
+        )
     if worse or observed["collapse"] or observed["explode"]:
-        return f"partly: worse, but not by the claimed mechanism ({drop}; diverged {abl['diverged']}/{n}, exploded {abl['exploded']}/{n}, collapsed {abl['collapsed']}/{n})"
-    return f"**not reproduced** ({drop}; diverged {abl['diverged']}/{n}, exploded {abl['exploded']}/{n}, collapsed {abl['collapsed']}/{n})"
+        return (
+            f"partly: worse, but not by the claimed mechanism ({drop}; "
+            f"diverged {abl['diverged']}/{n}, exploded {abl['exploded']}/{n}, "
+            f"collapsed {abl['collapsed']}/{n})"
+        )
+    return (
+        f"**not reproduced** ({drop}; diverged {abl['diverged']}/{n}, "
+        f"exploded {abl['exploded']}/{n}, collapsed {abl['collapsed']}/{n})"
+    )
 
 
 def claims_table(cells: dict, datasets: Sequence[str]) -> list[str]:
@@ -182,12 +194,17 @@ def claims_table(cells: dict, datasets: Sequence[str]) -> list[str]:
                 if mode == "explode" or variant == "no straight-through estimator":
                     extra = (
                         f"; full method: largest share of div == 0 in any layer and epoch "
-                        f"{full['div_zero_max']:.2g}, outside all-zero rows {full['div_partial_max']:.2g}"
+                        f"{full['div_zero_max']:.2g}, "
+                        f"outside all-zero rows {full['div_partial_max']:.2g}"
                     )
                 if variant == "no W_EI gradient scaling":
-                    extra = f"; mean W_EI gradient norm {full['grad_w_ei']:.2g} -> {abl['grad_w_ei']:.2g}"
+                    extra = (
+                        f"; mean W_EI gradient norm {full['grad_w_ei']:.2g} -> "
+                        f"{abl['grad_w_ei']:.2g}"
+                    )
                 lines.append(
-                    f"| {variant} | {claim} | {dataset}, {depth.split(' (')[0]} | {verdict(mode, full, abl)}{extra} |"
+                    f"| {variant} | {claim} | {dataset}, {depth.split(' (')[0]} | "
+                    f"{verdict(mode, full, abl)}{extra} |"
                 )
     return lines
 
@@ -197,20 +214,23 @@ def depth_lines(cells: dict, datasets: Sequence[str]) -> list[str]:
     deep = list(DEPTHS)[-1]
     lines = []
     for dataset in datasets:
-        get = lambda v: cells.get((dataset, deep, v))
+        get = lambda v, dataset=dataset: cells.get((dataset, deep, v))
         full, bn, plain = get(FULL), get("BN-SNN"), get("plain SNN (Kaiming)")
         if full is None or bn is None or plain is None:
             continue
         lines.append(
             f"- {dataset}, {deep}: E-I {_fmt(full['acc'])} ± {_fmt(full['std'])}%, BN-SNN "
-            f"{_fmt(bn['acc'])} ± {_fmt(bn['std'])}%, plain SNN {_fmt(plain['acc'])} ± {_fmt(plain['std'])}% "
-            f"(plain: collapsed {plain['collapsed']}/{plain['n']}, diverged {plain['diverged']}/{plain['n']})."
+            f"{_fmt(bn['acc'])} ± {_fmt(bn['std'])}%, "
+            f"plain SNN {_fmt(plain['acc'])} ± {_fmt(plain['std'])}% "
+            f"(plain: collapsed {plain['collapsed']}/{plain['n']}, "
+            f"diverged {plain['diverged']}/{plain['n']})."
         )
     return lines
 
 
 def plot_training(out: Path, results: list[dict[str, Any]], dataset: str, path: Path) -> None:
-    """Train loss and mean firing rate over epochs, mean over seeds, one line per variant; a row per depth."""
+    """Train loss and mean firing rate over epochs, mean over seeds, one line per variant; a row
+    per depth."""
     fig = Figure(figsize=(11, 6.5))
     fig.subplots_adjust(left=0.07, right=0.72, bottom=0.08, top=0.89, wspace=0.25, hspace=0.35)
     colors = dict(
@@ -271,7 +291,8 @@ def plot_training(out: Path, results: list[dict[str, Any]], dataset: str, path: 
 
 
 def shrink_png(path: Path, colors: int = 64) -> None:
-    """Re-encode a plot with a ``colors``-entry palette (a few times smaller; plots use few colours)."""
+    """Re-encode a plot with a ``colors``-entry palette (a few times smaller; plots use few
+    colours)."""
     from PIL import Image
 
     with Image.open(path) as image:
@@ -340,7 +361,10 @@ def fill_blocks(text: str, blocks: dict[str, str], source: Path) -> str:
         )
         if pattern.search(text) is None:
             raise ReportError(f"{source}: block {name} has no closing <!-- /results:{name} -->")
-        text = pattern.sub(lambda m: m.group(1) + content.rstrip("\n") + "\n" + m.group(2), text)
+        text = pattern.sub(
+            lambda m, content=content: m.group(1) + content.rstrip("\n") + "\n" + m.group(2),
+            text,
+        )
     return text
 
 

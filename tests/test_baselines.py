@@ -92,7 +92,8 @@ def test_tebn_rejects_a_merged_batch_of_another_length():
 
 
 def test_tebn_network_applies_per_step_scales_to_static_input():
-    """The direct-encoding stem must not broadcast one current over time when TEBN scales each step."""
+    """The direct-encoding stem must not broadcast one current over time when TEBN scales each
+    step."""
     T = 3
     model = create_model("tebn_vgg8", 4, 3, T, width=0.125)
     stem_norm = model.stem.current[1]
@@ -152,7 +153,8 @@ def _hand_dann() -> DANNLinear:
 
 
 def test_dann_layer_matches_its_equations_by_hand():
-    # zE = (5, 3), zI = 3, zhat = (5 - 3, 3 - 1.5), gamma = (2*3, 0.5*2*3) + 1e-8, z = g zhat / gamma + b
+    # zE = (5, 3), zI = 3, zhat = (5 - 3, 3 - 1.5), gamma = (2*3, 0.5*2*3) + 1e-8,
+    # z = g zhat / gamma + b
     out = _hand_dann()(torch.tensor([[1.0, 2.0]], dtype=torch.float64))
     expected = torch.tensor(
         [[2 * 2 / (6 + 1e-8) + 0.5, 1.5 / (3 + 1e-8) - 1.0]], dtype=torch.float64
@@ -298,7 +300,8 @@ def test_backei_neuron_by_hand(sign):
         neuron.conv_b.bias.zero_()
         neuron.conv_ei.bias.fill_(sign)
     currents = torch.tensor([0.8, 0.8, 1.2, 0.0, 1.2]).view(5, 1, 1, 1, 1)
-    # V: 0.4 (no spike), 0.08 + 0.4 = 0.48 (no), 0.096 + 0.6 = 0.696 (spike, reset to 0), 0 (no), 0.6 (spike)
+    # V: 0.4 (no spike), 0.08 + 0.4 = 0.48 (no), 0.096 + 0.6 = 0.696 (spike, reset to 0), 0 (no),
+    # 0.6 (spike)
     expected = sign * torch.tensor([0.0, 0.0, 1.0, 0.0, 1.0]).view(5, 1, 1, 1, 1)
     torch.testing.assert_close(neuron(currents), expected, rtol=0, atol=0)
 
@@ -312,7 +315,8 @@ def test_backei_gate_reads_the_previous_signed_spikes():
         neuron.conv_ei.weight.zero_()
         neuron.conv_ei.bias.fill_(-1.0)  # inhibitory: s = -1 after a spike, closing the gate
     currents = torch.full((3, 1, 1, 1, 1), 1.2)
-    # t1: gate 1/2, V = 0.6 -> spike -1; t2: gate sigmoid(-10), V ~ 5e-5 -> none; t3: gate 1/2, V ~ 0.6 -> spike
+    # t1: gate 1/2, V = 0.6 -> spike -1; t2: gate sigmoid(-10), V ~ 5e-5 -> none;
+    # t3: gate 1/2, V ~ 0.6 -> spike
     torch.testing.assert_close(neuron(currents).flatten(), torch.tensor([-1.0, 0.0, -1.0]))
 
 
@@ -361,7 +365,8 @@ def test_losses():
 
 @pytest.mark.parametrize("name", BASELINES)
 def test_one_training_step_keeps_dale(name):
-    """Each baseline is in the registry and takes a full step: init, forward, loss, backward, SGD, Dale."""
+    """Each baseline is in the registry and takes a full step: init, forward, loss, backward, SGD,
+    Dale."""
     assert name in list_models()
     size, T = (8, 2) if "resnet" in name else (32, 2)
     model = create_model(
@@ -388,7 +393,8 @@ def test_one_training_step_keeps_dale(name):
 
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "src" / "eisnn" / "configs"
-RECIPES = {  # BASELINES.md: model, T, optimizer, lr, momentum, weight decay, batch, epochs, extra keys
+# BASELINES.md: model, T, optimizer, lr, momentum, weight decay, batch, epochs, extra keys
+RECIPES = {
     "cifar10_tebn_resnet19": ("tebn_resnet19", 4, "sgd", 0.02, 0.9, 5e-4, 128, 300, {}),
     "cifar10_dann_vgg16": (
         "dann_vgg16",

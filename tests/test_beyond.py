@@ -70,7 +70,8 @@ def test_lif_inhibitory_needs_time_steps_and_a_known_kind():
 
 
 def test_spiking_inhibition_matches_explicit_computation():
-    """I spikes, not I_I, drive both paths: I_int = g_E (I_EE - W_EI s_I) / (g_L + W_EI g_I s_I) + b_E."""
+    """I spikes, not I_I, drive both paths:
+    I_int = g_E (I_EE - W_EI s_I) / (g_L + W_EI g_I s_I) + b_E."""
     torch.manual_seed(0)
     layer = EILinear(20, 16, inhibitory="lif", tau_i=3.0, v_threshold_i=0.8, time_steps=T)
     x = _spikes(T * B, 20)
@@ -98,7 +99,8 @@ def test_spiking_inhibition_init_uses_the_i_population_output():
     x = _spikes(T * B, 30, p=0.4, seed=3)
     g = torch.Generator().manual_seed(5)
     eisnn.ei_init(layer, x, generator=g)
-    # the paper's W_IE (same draws), rescaled so that E[I_I] = threshold; W_EI = (E[paper I_I] / E[s_I]) / n_I
+    # the paper's W_IE (same draws), rescaled so that E[I_I] = threshold;
+    # W_EI = (E[paper I_I] / E[s_I]) / n_I
     paper = EILinear(30, 24)
     eisnn.ei_init(paper, x, generator=torch.Generator().manual_seed(5))
     paper_mean = (x @ paper.w_ie.detach().t()).double().mean()
@@ -115,7 +117,8 @@ def test_spiking_inhibition_init_uses_the_i_population_output():
 
 
 def test_spiking_inhibition_disables_static_shortcut_and_checks_T():
-    """A static input must give exactly what the same frame repeated T times gives (the I LIF has dynamics)."""
+    """A static input must give exactly what the same frame repeated T times gives (the I LIF has
+    dynamics)."""
     torch.manual_seed(2)
     model = create_model("ei_mlp", 5, 1, T, image_size=4, hidden=(12,), inhibitory="lif")
     x = torch.rand(B, 1, 4, 4)

@@ -68,7 +68,8 @@ class Recording(Callback):
         row["custom/eval"] = 1.5
 
     def on_metrics_written(self, trainer):
-        written = len(list(csv.DictReader(open(trainer.run_dir / "metrics.csv"))))
+        with open(trainer.run_dir / "metrics.csv") as f:
+            written = len(list(csv.DictReader(f)))
         self.calls.append(("metrics_written", len(trainer.history), written))
 
 
@@ -91,7 +92,8 @@ def test_a_callback_receives_every_hook_in_order(tmp_path):
         ("eval_end", 2, True),
         ("metrics_written", 2, 2),
     ]
-    rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [r["custom/train"] for r in rows] == ["10", "20"]
     assert [r["custom/eval"] for r in rows] == ["", "1.5"]
 

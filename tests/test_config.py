@@ -170,7 +170,8 @@ def test_a_saved_full_config_of_a_bn_model_loads_with_every_key_at_its_default(t
     }
 
 
-PAPER_ROWS = {  # SPEC section 6: file -> (model, dataset, T, batch, lr, warm-up epochs, warm-up start)
+# SPEC section 6: file -> (model, dataset, T, batch, lr, warm-up epochs, warm-up start)
+PAPER_ROWS = {
     "cifar10_resnet18": ("ei_resnet18", "cifar10", 4, 128, 1e-3, 30, 1e-7),
     "cifar10_vgg8": ("ei_vgg8", "cifar10", 4, 128, 2e-3, 10, 1e-7),
     "cifar10_vgg11": ("ei_vgg11", "cifar10", 4, 128, 2e-3, 10, 1e-7),

@@ -1,4 +1,5 @@
-"""The C kernels (built on first use) of the LIF and the E-I integration against the PyTorch ops and the references."""
+"""The C kernels (built on first use) of the LIF and the E-I integration against the PyTorch ops
+and the references."""
 
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ def test_non_contiguous_and_other_dtypes_use_the_loop(monkeypatch) -> None:
 
 
 def test_missing_compiler_falls_back_with_one_warning(tmp_path) -> None:
-    """Without a compiler the kernels are unusable, a warning says why, and the LIF still computes."""
+    """Without a compiler the kernels are unusable, a warning says why, and the LIF still
+    computes."""
     code = (
         "import warnings, torch\n"
         "from eisnn import functional as EF\n"

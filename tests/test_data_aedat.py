@@ -100,7 +100,10 @@ def test_aedat31_truncated_and_corrupted_files_name_the_file(tmp_path):
 
 
 def test_aedat2_hand_built_file_paper_orientation(tmp_path):
-    header = b"#!AER-DAT2.0\r\n# This is a raw AE data file\r\n# created for a test\r\n#  more comments\r\n"
+    header = (
+        b"#!AER-DAT2.0\r\n# This is a raw AE data file\r\n"
+        b"# created for a test\r\n#  more comments\r\n"
+    )
     x_raw, y_raw, p_raw = np.array([5, 0, 127]), np.array([10, 127, 0]), np.array([1, 0, 1])
     words = np.empty((3, 2), dtype=">u4")
     words[:, 0] = (y_raw << 8) | (x_raw << 1) | p_raw

@@ -1,4 +1,5 @@
-"""Augmentation ops and the paper's pipelines; per-sample and batched paths give the same distributions."""
+"""Augmentation ops and the paper's pipelines; per-sample and batched paths give the same
+distributions."""
 
 import math
 
@@ -14,13 +15,15 @@ from eisnn.data.images import ImageTensorDataset
 
 
 def _coded_image():
-    """Red = 1; green = blue = position code (1 + i*32 + j) / 2048, so a crop/flip can be decoded."""
+    """Red = 1; green = blue = position code (1 + i*32 + j) / 2048, so a crop/flip can be
+    decoded."""
     code = (1 + torch.arange(32 * 32, dtype=torch.float32).view(32, 32)) / 2048
     return torch.stack([torch.ones(32, 32), code, code])
 
 
 def _decode(x):
-    """Per-sample crop offset (dy, dx in -4..4, nan if not recoverable), flip flag, cutout area and applied flag."""
+    """Per-sample crop offset (dy, dx in -4..4, nan if not recoverable), flip flag, cutout area and
+    applied flag."""
     n = x.shape[0]
     green = x[:, 1]
     code = torch.round(green * 2048).long() - 1
@@ -125,8 +128,10 @@ def test_resized_crop_nearest_matches_interpolate_and_params_in_range():
     )
     out = A.resized_crop_nearest(x, box, (20, 30))
     for b in range(2):
-        t, l, h, w = (int(v[b]) for v in box)
-        ref = F.interpolate(x[b : b + 1, :, t : t + h, l : l + w], size=(20, 30), mode="nearest")
+        top, left, h, w = (int(v[b]) for v in box)
+        ref = F.interpolate(
+            x[b : b + 1, :, top : top + h, left : left + w], size=(20, 30), mode="nearest"
+        )
         assert torch.equal(out[b : b + 1], ref)
     big = torch.zeros(4000, 1, 128, 128)
     top, left, h, w = A.resized_crop_params(

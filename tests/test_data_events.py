@@ -1,4 +1,5 @@
-"""Event datasets: Gesture segmentation, CIFAR10-DVS split, the frame cache, and the emulator end to end."""
+"""Event datasets: Gesture segmentation, CIFAR10-DVS split, the frame cache, and the emulator end
+to end."""
 
 import json
 
@@ -25,7 +26,8 @@ def _random_events(rng, n, t_end, hot_pixel=None, hot_count=0):
 
 
 def _gesture_tree(root, rng):
-    """Three trials (two train, one test); overlapping and repeated rows; a hot pixel in the test trial."""
+    """Three trials (two train, one test); overlapping and repeated rows; a hot pixel in the test
+    trial."""
     folder = root / "DvsGesture"
     folder.mkdir(parents=True)
     trials = {

@@ -36,7 +36,8 @@ def hand_built_layer() -> EILinear:
 
 
 def test_ei_statistics_of_a_hand_built_layer():
-    # rows: I_EE = 1, 1, 0, 3 (each of 4 units); I_I = 1, 0, 0, 2; sub = I_I / 2; div = W_EI g_I I_I = I_I
+    # rows: I_EE = 1, 1, 0, 3 (each of 4 units); I_I = 1, 0, 0, 2; sub = I_I / 2;
+    # div = W_EI g_I I_I = I_I
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [2.0, 1.0]])
     model = nn.Sequential(hand_built_layer())
     with Recorder(model) as rec:
@@ -141,7 +142,8 @@ def test_recording_leaves_outputs_and_speed_unchanged():
             assert _hooks(model) == 5  # 3 E-I layers + 2 LIF
             during = model(x)
         after = model(x)
-        # speed: interleaved against an identical copy that was never recorded (the CPU may be shared)
+        # speed: interleaved against an identical copy that was never recorded
+        # (the CPU may be shared)
         pairs = [(timed(untouched), timed(model)) for _ in range(20)]
     assert _hooks(model) == 0
     assert torch.equal(before, during) and torch.equal(before, after)

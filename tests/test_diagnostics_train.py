@@ -1,4 +1,5 @@
-"""Diagnostics in a training run: CSV and TensorBoard columns, histogram data, `eisnn plot`, config keys."""
+"""Diagnostics in a training run: CSV and TensorBoard columns, histogram data, `eisnn plot`, config
+keys."""
 
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ def test_diagnostics_reach_csv_tensorboard_histograms_and_plots(tmp_path, capsys
 
     train(tiny(tmp_path, diagnostics=True, histogram_epochs=[2]))
     run = tmp_path / "run"
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     layers = ["stem", "body.0", "body.1", "head.module"]
     for row in rows:
         for layer in layers[:3]:
@@ -85,7 +87,8 @@ def test_diagnostics_reach_csv_tensorboard_histograms_and_plots(tmp_path, capsys
 def test_diagnostics_off_adds_nothing(tmp_path):
     t = train(tiny(tmp_path))
     assert not any(isinstance(c, DiagnosticsCallback) for c in t.callbacks)
-    header = next(csv.reader(open(tmp_path / "run" / "metrics.csv")))
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        header = next(csv.reader(f))
     assert not [c for c in header if c.startswith(("diag/", "grad/"))]
     assert not (tmp_path / "run" / "diagnostics").exists()
 

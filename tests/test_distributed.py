@@ -1,5 +1,6 @@
-"""Distributed training on 2 CPU processes (gloo): shared E-I Init, equality with one process over the
-combined batch, resume under torchrun, one-line errors for a bad batch size and a silent peer."""
+"""Distributed training on 2 CPU processes (gloo): shared E-I Init, equality with one process over
+the combined batch, resume under torchrun, one-line errors for a bad batch size and a silent
+peer."""
 
 from __future__ import annotations
 
@@ -68,8 +69,8 @@ def free_port() -> int:
 
 
 def _rank_main(rank: int, world: int, ports: list[int], out: str) -> None:
-    """One process: each scenario in turn, under the variables torchrun would set (a fresh port each);
-    its result goes to ``out/<scenario>-rank<r>.pt``."""
+    """One process: each scenario in turn, under the variables torchrun would set (a fresh port
+    each); its result goes to ``out/<scenario>-rank<r>.pt``."""
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1"
     )
@@ -120,7 +121,8 @@ def quiet(_: str) -> None:
 
 
 def straight(rank: int, out_dir: str) -> dict[str, Any]:
-    """Train TINY; snapshot the state after the E-I Init (before the first step) and after every step."""
+    """Train TINY; snapshot the state after the E-I Init (before the first step) and after every
+    step."""
     t = start_run(from_dict({**TINY, "out_dir": out_dir}), echo=quiet)
     snapshots: list[dict[str, torch.Tensor]] = []
 
@@ -288,7 +290,8 @@ def test_two_processes_keep_identical_weights_equal_to_one_process_on_the_combin
         assert r["test_loss"] == pytest.approx(s["test_loss"], rel=1e-5)
         assert r["rate/stem.lif"] == pytest.approx(s["rate/stem.lif"], rel=1e-5)
     run = Path(ranks[0]["run_dir"])  # one set of files, written by rank 0
-    assert [r["epoch"] for r in csv.DictReader(open(run / "metrics.csv"))] == ["1", "2"]
+    with open(run / "metrics.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
     assert load_checkpoint(run / "checkpoints" / "last.pt")["world_size"] == 2
 
 
@@ -301,9 +304,8 @@ def test_resume_under_two_processes_is_bit_identical_to_the_uninterrupted_run(tw
         assert all(torch.equal(res["state"][n], final[n]) for n in final)
         drop = lambda rows: [{k: v for k, v in row.items() if k != "epoch_s"} for row in rows]
         assert drop(res["history"]) == drop(straight_run[r]["history"])
-    assert [
-        r["epoch"] for r in csv.DictReader(open(two_ranks / "stopped" / "run" / "metrics.csv"))
-    ] == ["1", "2"]
+    with open(two_ranks / "stopped" / "run" / "metrics.csv") as f:
+        assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
 
 
 def test_a_silent_peer_stops_the_others_after_the_timeout(two_ranks):

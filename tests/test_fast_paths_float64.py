@@ -1,5 +1,5 @@
-"""The float32 fast paths (the fused nodes, with and without the C kernels: their tiers) against the float64
-eager reference, on inputs where float32 rounding cannot flip a spike.
+"""The float32 fast paths (the fused nodes, with and without the C kernels: their tiers) against the
+float64 eager reference, on inputs where float32 rounding cannot flip a spike.
 
 Deep networks amplify a float32 rounding near the threshold into a flipped spike (which is why
 the reference parity runs in float64); single layers and shallow stacks whose membranes stay at

@@ -17,10 +17,12 @@ def _grads(out: torch.Tensor, inputs: list[torch.Tensor], seed: int = 1) -> list
 def test_default_tier_is_the_fused_node_and_eager_can_be_forced() -> None:
     currents, w_ei, g_i, g_e, b_e = _ei_inputs((2, 2), torch.float64)
     x = torch.rand(3, 4, dtype=torch.float64, requires_grad=True)
-    assert "EIIntegrate" in EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e).grad_fn.name()
+    assert "EIIntegrate" in EF.ei_integrate(currents, N_E, w_ei, g_i, g_e, b_e).grad_fn.name()
     assert "LIFMultistep" in EF.lif_multistep(x).grad_fn.name()
     with EF.use_tier("eager"):
-        assert "EIIntegrate" not in EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e).grad_fn.name()
+        assert (
+            "EIIntegrate" not in EF.ei_integrate(currents, N_E, w_ei, g_i, g_e, b_e).grad_fn.name()
+        )
         assert "LIFMultistep" not in EF.lif_multistep(x).grad_fn.name()
     with pytest.raises(ValueError, match="tier"), EF.use_tier("fastest"):
         pass
@@ -48,11 +50,11 @@ def test_lif_fused_rejects_unknown_surrogate() -> None:
         EF.lif_multistep_fused(torch.rand(2, 3), surrogate="nope")
 
 
-E, I = 8, 3  # excitatory and inhibitory channels of the test inputs
+N_E, N_I = 8, 3  # excitatory and inhibitory channels of the test inputs
 
 
 def _ei_inputs(spatial: tuple[int, ...], dtype: torch.dtype) -> list[torch.Tensor]:
-    n, e, i = 6, E, I
+    n, e, i = 6, N_E, N_I
     currents = torch.rand(n, e + i, *spatial, dtype=dtype)
     if spatial:
         currents[0, e:, :2] = 0  # silent positions: div == 0, replaced by the row minimum
@@ -79,13 +81,14 @@ def test_ei_fused_matches_eager(
     currents, w_ei, g_i, g_e, b_e = inputs = _ei_inputs(spatial, dtype)
     if stabilization == "none":
         with torch.no_grad():
-            currents[:, E:] += 0.01  # no zero denominators without stabilization
+            currents[:, N_E:] += 0.01  # no zero denominators without stabilization
     n_e = w_ei.shape[0]
     opts = {"stabilization": stabilization, "epsilon": 1e-3}
     ref = EF.ei_integrate_eager(currents[:, :n_e], currents[:, n_e:], w_ei, g_i, g_e, b_e, **opts)
     out = EF.ei_integrate_fused(currents, n_e, w_ei, g_i, g_e, b_e, **opts)
     split = EF.ei_integrate(currents, n_e, w_ei, g_i, g_e, b_e, **opts)
-    # float32: values and sums of products differ in rounding only (relative to the largest magnitude).
+    # float32: values and sums of products differ in rounding only (relative to the largest
+    # magnitude).
     rtol = 1e-12 if dtype == torch.float64 else 1e-4
 
     def close(got: torch.Tensor, want: torch.Tensor, msg: str) -> None:
@@ -110,15 +113,17 @@ def test_ei_unfused_configurations_use_the_reference(options: dict) -> None:
     assert not EF.fused_supported(
         options.get("readout", False), "adaptive", options.get("ste", True)
     )
-    ref = EF.ei_integrate_eager(currents[:, :E], currents[:, E:], w_ei, g_i, g_e, b_e, **options)
-    out = EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e, **options)
+    ref = EF.ei_integrate_eager(
+        currents[:, :N_E], currents[:, N_E:], w_ei, g_i, g_e, b_e, **options
+    )
+    out = EF.ei_integrate(currents, N_E, w_ei, g_i, g_e, b_e, **options)
     assert torch.equal(out, ref)
 
 
 def test_ei_fused_rejects_unknown_stabilization() -> None:
     currents, w_ei, g_i, g_e, b_e = _ei_inputs((2, 2), torch.float32)
     with pytest.raises(ValueError, match="stabilization"):
-        EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e, stabilization="clip")
+        EF.ei_integrate(currents, N_E, w_ei, g_i, g_e, b_e, stabilization="clip")
 
 
 LAYER_OPTIONS = [
@@ -180,7 +185,8 @@ def test_layer_matches_eager_composition(conv: bool, options: dict) -> None:
 
 
 def test_bf16_autocast_trains() -> None:
-    """Under CPU autocast the fused paths run in bfloat16 and return gradients in the parameters' dtype."""
+    """Under CPU autocast the fused paths run in bfloat16 and return gradients in the parameters'
+    dtype."""
     layer = EIConv2d(3, 8, 3, padding=1, init="standard")
     x = torch.rand(2, 4, 3, 6, 6).flatten(0, 1)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -194,10 +200,11 @@ def test_bf16_autocast_trains() -> None:
 @pytest.mark.parametrize("batch", [1, 4])
 def test_fused_node_does_not_keep_the_stacked_currents(batch: int) -> None:
     """The node saves ``I_EE - sub`` and a copy of ``I_I``, so the convolution's output can be
-    freed: no saved tensor shares its storage (also with one sample, where ``I_I`` is contiguous)."""
+    freed: no saved tensor shares its storage (also with one sample, where ``I_I`` is
+    contiguous)."""
     currents, w_ei, g_i, g_e, b_e = _ei_inputs((3, 4), torch.float32)
     currents = currents[:batch].detach().clone().requires_grad_()
-    out = EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e)
+    out = EF.ei_integrate(currents, N_E, w_ei, g_i, g_e, b_e)
     saved = [t.untyped_storage().data_ptr() for t in out.grad_fn.saved_tensors]
     assert len(saved) == 6 and currents.untyped_storage().data_ptr() not in saved
 
@@ -209,7 +216,7 @@ def _lif_node(dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
 
 def _ei_node(dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
     currents, w_ei, g_i, g_e, b_e = inputs = _ei_inputs((2, 3), dtype)
-    return EF.ei_integrate(currents, E, w_ei, g_i, g_e, b_e), inputs
+    return EF.ei_integrate(currents, N_E, w_ei, g_i, g_e, b_e), inputs
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # C kernels (if built), torch ops

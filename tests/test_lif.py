@@ -12,7 +12,8 @@ from eisnn.nn import LIF
 
 
 def _loop_lif(x: torch.Tensor, tau: float, v_th: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spikes and pre-spike membranes H[t] by the SPEC's equations, one element at a time in time."""
+    """Spikes and pre-spike membranes H[t] by the SPEC's equations, one element at a time in
+    time."""
     v = torch.zeros_like(x[0])
     spikes, hs = [], []
     for t in range(x.shape[0]):

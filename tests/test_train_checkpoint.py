@@ -1,4 +1,5 @@
-"""Checkpoints: atomic writes, readable with weights_only, damaged files named, RNG states restored."""
+"""Checkpoints: atomic writes, readable with weights_only, damaged files named, RNG states
+restored."""
 
 from __future__ import annotations
 

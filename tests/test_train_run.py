@@ -1,4 +1,5 @@
-"""The trainer on real data (scikit-learn digits, tiny settings): run directory, resume, NaN handling."""
+"""The trainer on real data (scikit-learn digits, tiny settings): run directory, resume, NaN
+handling."""
 
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def test_run_directory_holds_config_metrics_tensorboard_checkpoints_and_plots(tm
     t = train(tiny(tmp_path, "run"))
     run = tmp_path / "run"
     assert from_dict(yaml.safe_load((run / "config.yaml").read_text())) == t.cfg
-    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    with open(run / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     rate_columns = [c for c in rows[0] if c.startswith("rate/")]
     assert len(rate_columns) == 2  # two hidden LIF layers of the MLP
@@ -129,7 +131,8 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     drop = lambda rows: [{k: v for k, v in r.items() if k != "epoch_s"} for r in rows]
     assert drop(straight.history) == drop(resumed.history)
-    assert len(list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))) == 2
+    with open(tmp_path / "run" / "metrics.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard")).Reload()
     assert [e.step for e in events.Scalars("test/top1")] == [1, 2]
 

@@ -226,7 +226,8 @@ def run_arch(arch: str, args: argparse.Namespace, device: torch.device) -> list[
         results.append(Result(name, batch, step_s, cpu_s, peak, [w for w, _ in record]))
         cpu = f"  (cpu time {cpu_s * 1e3:9.1f} ms)" if device.type == "cpu" else ""
         print(
-            f"  {name:<14} step {step_s * 1e3:9.1f} ms  peak {peak / 2**20:9.1f} MiB  {batch / step_s:8.1f} img/s{cpu}",
+            f"  {name:<14} step {step_s * 1e3:9.1f} ms  peak {peak / 2**20:9.1f} MiB  "
+            f"{batch / step_s:8.1f} img/s{cpu}",
             flush=True,
         )
     return results
@@ -257,8 +258,10 @@ def run_all(
         else f"cpu, {args.threads} threads"
     )
     print(
-        f"eisnn bench: torch {torch.__version__}, {where}, T={args.T}, {args.image_size}x{args.image_size}, "
-        f"{args.dtype}{', channels-last' if args.channels_last else ''}{', compiled' if args.compile else ''}, "
+        f"eisnn bench: torch {torch.__version__}, {where}, T={args.T}, "
+        f"{args.image_size}x{args.image_size}, {args.dtype}"
+        f"{', channels-last' if args.channels_last else ''}"
+        f"{', compiled' if args.compile else ''}, "
         f"median of {args.steps} steps after {args.warmup} warm-up"
         f"{', freed memory retained' if retained and device.type == 'cpu' else ''}",
         flush=True,

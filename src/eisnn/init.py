@@ -25,18 +25,21 @@ def ei_layers(model: nn.Module) -> Iterator[tuple[str, EILayer]]:
 
 
 def check_init_input(name: str, x: torch.Tensor) -> None:
-    """E-I Init needs a non-negative input with a positive mean; raise naming the layer otherwise."""
+    """E-I Init needs a non-negative input with a positive mean; raise naming the layer
+    otherwise."""
     if not torch.isfinite(x).all():
         raise ValueError(f"ei_init: layer '{name}' received non-finite values in its input")
     low = float(x.min())
     if low < 0:
         raise ValueError(
-            f"ei_init: layer '{name}' received negative input (min {low:.4g}); E-I layers need non-negative "
-            "inputs (spikes, or intensities in [0, 1] without mean/std normalization)"
+            f"ei_init: layer '{name}' received negative input (min {low:.4g}); "
+            "E-I layers need non-negative inputs "
+            "(spikes, or intensities in [0, 1] without mean/std normalization)"
         )
     if float(x.mean()) <= 0:
         raise ValueError(
-            f"ei_init: layer '{name}' received an all-zero input; E-I Init needs a batch with activity"
+            f"ei_init: layer '{name}' received an all-zero input; "
+            "E-I Init needs a batch with activity"
         )
 
 

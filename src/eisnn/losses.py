@@ -1,4 +1,5 @@
-"""Training losses selectable by name (config key ``loss``): ``output [B, classes]``, ``target [B]``.
+"""Training losses selectable by name (config key ``loss``): ``output [B, classes]``,
+``target [B]``.
 
 - ``cross_entropy``: softmax cross-entropy on the time-averaged logits (the paper's loss).
 - ``mse_rates``: mean squared error between the output firing rates (spikes averaged over time,

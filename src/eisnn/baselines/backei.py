@@ -25,7 +25,8 @@ RECT_HALF_WIDTH = 0.5
 
 
 class _Rectangular(torch.autograd.Function):
-    """``fn(u)`` forward; backward passes the gradient where ``|u| < 0.5`` (rectangular surrogate)."""
+    """``fn(u)`` forward; backward passes the gradient where ``|u| < 0.5`` (rectangular
+    surrogate)."""
 
     @staticmethod
     def forward(ctx, u: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:  # type: ignore[override]

@@ -10,9 +10,10 @@ inhibitory units::
     z     = g * zhat / gamma + b
 
 which is the E-I integration (``functional.ei_integrate``) with ``g_I = exp(alpha)`` and the fixed
-``epsilon`` stabilization. The unit non-linearity (ReLU, identity at the output) is not part of the layer. No batch
-statistics: training and evaluation compute the same function. ``W_EE, W_IE, W_EI, g`` are
-Dale-constrained (``dale_parameters``, clamped to ``>= 0`` by ``eisnn.dale`` after each step).
+``epsilon`` stabilization. The unit non-linearity (ReLU, identity at the output) is not part of the
+layer. No batch statistics: training and evaluation compute the same function.
+``W_EE, W_IE, W_EI, g`` are Dale-constrained (``dale_parameters``, clamped to ``>= 0`` by
+``eisnn.dale`` after each step).
 
 Corrected SGD (``corrected_gradients=True``): the backward pass divides the gradients as
 ``grad(W_IE) /= sqrt(n_E)``, ``grad(W_EI) /= d``, ``grad(alpha) /= sqrt(n_E) * d``.
@@ -34,7 +35,8 @@ GAMMA_EPSILON = 1e-8
 
 
 class DANNLayer(nn.Module):
-    """What ``DANNConv2d`` and ``DANNLinear`` share. Subclasses set ``w_ee, w_ie``, ``fan_in`` and ``_drive``.
+    """What ``DANNConv2d`` and ``DANNLinear`` share. Subclasses set ``w_ee, w_ie``, ``fan_in`` and
+    ``_drive``.
 
     ``first=True`` marks a layer that reads the raw input (not ReLU units): a different init scale.
     """
@@ -53,7 +55,8 @@ class DANNLayer(nn.Module):
         super().__init__()
         if n_excitatory < 1 or n_inhibitory < 1:
             raise ValueError(
-                f"DANN layer needs >= 1 excitatory and inhibitory units, got {n_excitatory}/{n_inhibitory}"
+                "DANN layer needs >= 1 excitatory and inhibitory units, "
+                f"got {n_excitatory}/{n_inhibitory}"
             )
         self.n_excitatory = n_excitatory
         self.n_inhibitory = n_inhibitory
@@ -66,9 +69,10 @@ class DANNLayer(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
-        """DANN init: ``W_EE, W_IE ~ Exp(mean=s)`` with ``s = sqrt(2 pi / (d (2 pi - 1)))`` (hidden) or
-        ``sqrt(1 / (2 d))`` (first layer); ``W_EI = 1/n_I``; ``exp(alpha) = sqrt((2 pi - 1) / d)``;
-        ``g = 1``, ``b = 0``. With one I unit, ``W_IE`` is the mean row of ``W_EE`` and ``W_EI = 1``.
+        """DANN init: ``W_EE, W_IE ~ Exp(mean=s)`` with ``s = sqrt(2 pi / (d (2 pi - 1)))``
+        (hidden) or ``sqrt(1 / (2 d))`` (first layer); ``W_EI = 1/n_I``;
+        ``exp(alpha) = sqrt((2 pi - 1) / d)``; ``g = 1``, ``b = 0``. With one I unit, ``W_IE`` is
+        the mean row of ``W_EE`` and ``W_EI = 1``.
         """
         d = self.fan_in
         scale = (
@@ -116,7 +120,8 @@ class DANNLayer(nn.Module):
 
 
 class DANNLinear(DANNLayer):
-    """Dense DANN layer: ``W_EE [n_E, d]``, ``W_IE [n_I, d]``, ``W_EI [n_E, n_I]``, ``alpha [n_I]``, ``g, b [n_E]``."""
+    """Dense DANN layer: ``W_EE [n_E, d]``, ``W_IE [n_I, d]``, ``W_EI [n_E, n_I]``,
+    ``alpha [n_I]``, ``g, b [n_E]``."""
 
     def __init__(
         self,
@@ -146,7 +151,8 @@ class DANNLinear(DANNLayer):
 
 
 class DANNConv2d(DANNLayer):
-    """Convolutional DANN layer: two bias-free convs ``W_EE, W_IE`` and ``W_EI`` as a 1x1 channel mix."""
+    """Convolutional DANN layer: two bias-free convs ``W_EE, W_IE`` and ``W_EI`` as a 1x1 channel
+    mix."""
 
     def __init__(
         self,
@@ -179,6 +185,6 @@ class DANNConv2d(DANNLayer):
 
     def extra_repr(self) -> str:
         return (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}, {self._dann_repr()}"
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, {self._dann_repr()}"
         )

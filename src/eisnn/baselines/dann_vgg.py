@@ -28,7 +28,8 @@ POOLED_SIZE = 4
 
 class DANNVGG(nn.Module):
     """``convs`` lists ``(n_E, n_I)`` of each 3x3 conv layer and ``"P"`` for max pooling; ``dense``
-    the ``(n_E, n_I)`` of the hidden dense layers. ``width`` scales every unit count (at least 1)."""
+    the ``(n_E, n_I)`` of the hidden dense layers. ``width`` scales every unit count (at least
+    1)."""
 
     def __init__(
         self,

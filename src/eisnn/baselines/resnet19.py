@@ -14,7 +14,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..models.blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit, per_step
+from ..models.blocks import (
+    DEFAULT_NEURON,
+    NeuronOptions,
+    PerStep,
+    SpikingNetwork,
+    SpikingUnit,
+    per_step,
+)
 from ..models.kinds import LayerKind
 
 RESNET19_STAGES: tuple[tuple[int, int], ...] = ((128, 3), (256, 3), (512, 2))  # (channels, blocks)
@@ -62,7 +69,7 @@ class ResNet19(SpikingNetwork):
         image_size: int | None = None,
         width: float = 1.0,
         dropout: float = 0.0,
-        neuron: NeuronOptions = NeuronOptions(),
+        neuron: NeuronOptions = DEFAULT_NEURON,
     ) -> None:
         super().__init__(T)
 

@@ -79,7 +79,8 @@ class TEBN(nn.Module):
             )
         if x.shape[0] % self.T:
             raise ValueError(
-                f"TEBN was built for T={self.T} but its merged input has {x.shape[0]} rows (not a multiple of T)"
+                f"TEBN was built for T={self.T} but its merged input has {x.shape[0]} rows "
+                "(not a multiple of T)"
             )
         if self.training:
             self.num_batches_tracked.add_(1)
@@ -101,7 +102,8 @@ class TEBN(nn.Module):
 
 
 class ConvTEBN(nn.Sequential):
-    """``Conv2d(bias=False) -> TEBN`` on merged ``[T*B, C, H, W]``; Kaiming normal (fan_out) init."""
+    """``Conv2d(bias=False) -> TEBN`` on merged ``[T*B, C, H, W]``; Kaiming normal (fan_out)
+    init."""
 
     def __init__(
         self,
@@ -118,7 +120,8 @@ class ConvTEBN(nn.Sequential):
 
 
 class LinearTEBN(nn.Sequential):
-    """``Linear(bias=False) -> TEBN`` on merged ``[T*B, features]``; Kaiming normal (fan_out) init."""
+    """``Linear(bias=False) -> TEBN`` on merged ``[T*B, features]``; Kaiming normal (fan_out)
+    init."""
 
     def __init__(self, in_features: int, out_features: int, *, T: int) -> None:
         linear = nn.Linear(in_features, out_features, bias=False)

@@ -129,14 +129,15 @@ def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
     """
     try:
         with safe_open(str(path), framework="pt") as file:
-            return {name: file.get_tensor(name) for name in file.keys()}
+            return {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118 (safe_open has no __iter__)
     except SafetensorError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ReferenceFormatError(f"{path}: not a readable safetensors file ({reason})") from None
 
 
 def _read_source(source: Any) -> tuple[Mapping[str, torch.Tensor], dict[str, Any]]:
-    """``(state_dict, config)`` from a state dict, a training checkpoint, or a path to either / a folder."""
+    """``(state_dict, config)`` from a state dict, a training checkpoint, or a path to either / a
+    folder."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
@@ -195,7 +196,8 @@ def _infer_resnet(state: Mapping[str, torch.Tensor]) -> int:
 def _build(
     state: Mapping[str, torch.Tensor], config: dict[str, Any], dtype: torch.dtype
 ) -> nn.Module:
-    """An eisnn model of the architecture the reference state dict describes, its parameters in ``dtype``."""
+    """An eisnn model of the architecture the reference state dict describes, its parameters in
+    ``dtype``."""
     if config.get("light_classifier") is False:
         raise ReferenceFormatError("only the light classifier (one E-I readout layer) is supported")
     options = {
@@ -224,7 +226,8 @@ def _build(
         name = f"ei_resnet{depth}"
     else:
         raise ReferenceFormatError(
-            "unrecognized reference checkpoint: neither 'layers.<i>.*' (VGG) nor 'conv1.*' (ResNet) keys"
+            "unrecognized reference checkpoint: neither 'layers.<i>.*' (VGG) "
+            "nor 'conv1.*' (ResNet) keys"
         )
     with _default_dtype(dtype):
         return create_model(name, state[readout].shape[0], state[first].shape[1], T, **options)
@@ -261,13 +264,15 @@ def load_reference(
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
         raise ReferenceFormatError(
-            f"reference keys do not match {type(model).__name__}: missing {missing}, unexpected {unexpected}"
+            f"reference keys do not match {type(model).__name__}: "
+            f"missing {missing}, unexpected {unexpected}"
         )
     ours = model.state_dict()
     for key, (ref, _) in mapping.items():
         if state[ref].numel() != ours[key].numel():
             raise ReferenceFormatError(
-                f"{ref}: shape {tuple(state[ref].shape)} does not fit {key} {tuple(ours[key].shape)}"
+                f"{ref}: shape {tuple(state[ref].shape)} "
+                f"does not fit {key} {tuple(ours[key].shape)}"
             )
         ours[key] = state[ref].reshape(ours[key].shape).to(ours[key].dtype)
     model.load_state_dict(ours)

@@ -61,7 +61,8 @@ def read_events(path: str | os.PathLike) -> Events:
         return _parse_aedat31(raw, path)
     if first.startswith(b"#!AER-DAT") and not first.startswith(b"#!AER-DAT2."):
         raise ValueError(
-            f"{path}: unsupported AEDAT version {first.decode('ascii', 'replace')!r} (3.1 and 2.0 are read)"
+            f"{path}: unsupported AEDAT version {first.decode('ascii', 'replace')!r} "
+            "(3.1 and 2.0 are read)"
         )
     return _parse_aedat2(raw, path)
 
@@ -111,7 +112,8 @@ def _parse_aedat31(raw: bytes, path: Path) -> Events:
         end = body + capacity * esize
         if end > size:
             raise ValueError(
-                f"{path}: truncated packet at byte {offset}: needs {end - body} bytes, file has {size - body}"
+                f"{path}: truncated packet at byte {offset}: needs {end - body} bytes, "
+                f"file has {size - body}"
             )
         if etype == POLARITY_EVENT:
             if esize != 8:
@@ -147,7 +149,8 @@ def _parse_aedat2(raw: bytes, path: Path) -> Events:
     remainder = (len(raw) - offset) % 8
     if remainder:
         raise ValueError(
-            f"{path}: truncated AEDAT 2.0 event data ({len(raw) - offset} bytes is not a multiple of 8)"
+            f"{path}: truncated AEDAT 2.0 event data "
+            f"({len(raw) - offset} bytes is not a multiple of 8)"
         )
     words = np.frombuffer(raw, dtype=">u4", offset=offset).reshape(-1, 2)
     address, stamp = words[:, 0], words[:, 1]
@@ -210,7 +213,8 @@ def write_aedat31(
 def write_aedat2(
     path: str | os.PathLike, events: Events, header_lines: Iterable[str] = AEDAT2_HEADER
 ) -> None:
-    """Write DVS128 events as AEDAT 2.0, inverting the paper's orientation mapping of ``read_aedat2``."""
+    """Write DVS128 events as AEDAT 2.0, inverting the paper's orientation mapping of
+    ``read_aedat2``."""
     ev = _checked(events, DVS128_SIZE)
     if len(ev["t"]) and ev["t"].max() >= 1 << 32:
         raise ValueError("AEDAT 2.0 timestamps must fit in 32 bits")

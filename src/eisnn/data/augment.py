@@ -41,7 +41,8 @@ def uniform(n: int, low: float, high: float, like: Tensor, generator: Generator 
 def randint(
     low: Tensor | int, high: Tensor | int, like: Tensor, generator: Generator = None
 ) -> Tensor:
-    """Integers uniform on ``[low, high]`` (both inclusive, elementwise), int64 on ``like``'s device."""
+    """Integers uniform on ``[low, high]`` (both inclusive, elementwise), int64 on ``like``'s
+    device."""
     low_t = torch.as_tensor(low, device=like.device)
     high_t = torch.as_tensor(high, device=like.device)
     n = torch.broadcast_shapes(low_t.shape, high_t.shape)
@@ -57,7 +58,8 @@ def _gather_window(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
 
 
 def random_crop(x: Tensor, padding: int, generator: Generator = None) -> Tensor:
-    """Zero-pad by ``padding`` and crop back to ``H x W`` at a uniform offset in ``[0, 2*padding]``."""
+    """Zero-pad by ``padding`` and crop back to ``H x W`` at a uniform offset in
+    ``[0, 2*padding]``."""
     B, _, H, W = x.shape
     padded = F.pad(x, (padding, padding, padding, padding))
     zeros = torch.zeros(B, dtype=torch.long)
@@ -123,7 +125,8 @@ def resized_crop_params(
 
     Up to ``attempts`` tries: area ``U(scale) * H * W``, log-aspect ``U(log ratio)``,
     ``w = round(sqrt(area * aspect))``, ``h = round(sqrt(area / aspect))``; the first box that
-    fits is placed uniformly. If none fits: the largest central box with aspect clamped to ``ratio``.
+    fits is placed uniformly. If none fits: the largest central box with aspect clamped to
+    ``ratio``.
     """
     B, _, H, W = x.shape
     area = uniform(B * attempts, *scale, x, generator).view(B, attempts) * (H * W)
@@ -152,8 +155,8 @@ def resized_crop_params(
 def resized_crop_nearest(
     x: Tensor, box: tuple[Tensor, Tensor, Tensor, Tensor], size: tuple[int, int]
 ) -> Tensor:
-    """Crop each sample's box and resize it to ``size`` by nearest neighbour
-    (output pixel ``i`` reads crop pixel ``floor(i * h / out_h)``, as ``interpolate(mode="nearest")``)."""
+    """Crop each sample's box and resize it to ``size`` by nearest neighbour (output pixel ``i``
+    reads crop pixel ``floor(i * h / out_h)``, as ``interpolate(mode="nearest")``)."""
     top, left, h, w = box
     out_h, out_w = size
     i = torch.arange(out_h, device=x.device, dtype=torch.float64)
@@ -184,7 +187,8 @@ def resized_crop_bilinear(
 
 
 def random_roll(x: Tensor, max_shift: int, generator: Generator = None) -> Tensor:
-    """Roll (with wrap-around) both spatial axes by integers uniform in ``[-max_shift, max_shift]``."""
+    """Roll (with wrap-around) both spatial axes by integers uniform in
+    ``[-max_shift, max_shift]``."""
     B, _, H, W = x.shape
     zeros = torch.zeros(B, dtype=torch.long)
     dy = randint(zeros - max_shift, max_shift, x, generator)

@@ -1,4 +1,5 @@
-"""Whole-split, on-device batches with batched augmentation, so a GPU is not starved by a few CPU cores."""
+"""Whole-split, on-device batches with batched augmentation, so a GPU is not starved by a few CPU
+cores."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ __all__ = ["ResidentLoader"]
 
 
 class ResidentLoader:
-    """Iterate ``(x float32 [B, C, H, W] in [0, 1], labels int64 [B])`` over a split held on ``device``.
+    """Iterate ``(x float32 [B, C, H, W] in [0, 1], labels int64 [B])`` over a split held on
+    ``device``.
 
     ``images`` (uint8 0..255 or float in [0, 1]) and ``labels`` are moved to ``device`` once.
     Each epoch draws a permutation (``shuffle``) and applies ``augment`` to every batch as a
@@ -57,8 +59,9 @@ class ResidentLoader:
         generator: torch.Generator | None = None,
         drop_last: bool = False,
     ) -> ResidentLoader:
-        """Build from a static dataset of :func:`~eisnn.data.create_dataset` (one with ``as_tensors()``),
-        using its own train augmentation when it was created with ``augment=True``."""
+        """Build from a static dataset of :func:`~eisnn.data.create_dataset` (one with
+        ``as_tensors()``), using its own train augmentation when it was created with
+        ``augment=True``."""
         images, labels = dataset.as_tensors()
         return cls(
             images,

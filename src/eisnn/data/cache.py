@@ -40,7 +40,8 @@ def frame_cache_dir(
 
 
 class FrameStore:
-    """Read access to a complete cache folder: ``store[i]`` is the integer count array of sample i."""
+    """Read access to a complete cache folder: ``store[i]`` is the integer count array of
+    sample i."""
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)

@@ -81,7 +81,8 @@ def read_cifar(
     num_classes = 10 if name == "cifar10" else 100
     if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(
-            f"{folder}: labels outside 0..{num_classes - 1} (min {labels.min()}, max {labels.max()})"
+            f"{folder}: labels outside 0..{num_classes - 1} "
+            f"(min {labels.min()}, max {labels.max()})"
         )
     return torch.from_numpy(images), torch.from_numpy(labels), names
 

@@ -26,7 +26,8 @@ LAYOUT = "CIFAR10-DVS/{airplane, automobile, ..., truck}/cifar10_<class>_<i>.aed
 def split_files(
     folder: Path, train: bool, train_ratio: float = TRAIN_RATIO
 ) -> list[tuple[Path, int]]:
-    """``(file, class index)`` of one split: per class, the first ``int(ratio * n)`` names in string order train."""
+    """``(file, class index)`` of one split: per class, the first ``int(ratio * n)`` names in
+    string order train."""
     samples = []
     for label, name in enumerate(CLASSES):
         files = sorted(

@@ -1,4 +1,5 @@
-"""``digits_seq``: scikit-learn's 8x8 digits as sequences, fed row by row (a sequence task, offline).
+"""``digits_seq``: scikit-learn's 8x8 digits as sequences, fed row by row (a sequence task,
+offline).
 
 Sample ``x`` is ``[T=8, 8, 1, 1]``: step ``t`` carries row ``t`` of the digit (8 pixels in [0, 1],
 as 8 channels of a 1x1 frame, so that every eisnn network reads it as event frames). Same fixed

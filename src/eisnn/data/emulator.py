@@ -43,7 +43,8 @@ class EmulatorConfig:
 
 
 def _saccade_path(cfg: EmulatorConfig) -> np.ndarray:
-    """``[3 * steps + 1, 2]`` (dx, dy) offsets along the triangle (0,0) -> (a/2, a) -> (a, 0) -> (0,0)."""
+    """``[3 * steps + 1, 2]`` (dx, dy) offsets along the triangle
+    (0,0) -> (a/2, a) -> (a, 0) -> (0,0)."""
     a = cfg.amplitude
     corners = np.array([[0, 0], [a / 2, a], [a, 0], [0, 0]], dtype=np.float64)
     s = np.linspace(0, 1, cfg.steps, endpoint=False)[:, None]

@@ -54,7 +54,8 @@ def _lazy(samples: Callable[[], Iterable]) -> Iterable:
 
 
 class EventFrameDataset(Dataset):
-    """``(x float32 [T, 2, H', W'], label)`` from a frame cache, ``transform`` applied per sample."""
+    """``(x float32 [T, 2, H', W'], label)`` from a frame cache, ``transform`` applied per
+    sample."""
 
     def __init__(
         self,

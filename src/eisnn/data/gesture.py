@@ -50,8 +50,8 @@ class SegmentedLayout:
     @property
     def description(self) -> str:
         return (
-            f"{self.folders[0]}/{{trials_to_train.txt, trials_to_test.txt, <trial>.aedat (AEDAT 3.1), "
-            f"<trial>_labels.csv ({CSV_HEADER})}}"
+            f"{self.folders[0]}/{{trials_to_train.txt, trials_to_test.txt, "
+            f"<trial>.aedat (AEDAT 3.1), <trial>_labels.csv ({CSV_HEADER})}}"
         )
 
 
@@ -83,7 +83,8 @@ def read_label_rows(path: Path, num_classes: int) -> list[tuple[int, int, int]]:
             raise ValueError(f"{path}: row {number} is not three integers: {line!r}") from None
         if not 1 <= cls <= num_classes or end <= start:
             raise ValueError(
-                f"{path}: row {number} invalid (class {cls} not in 1..{num_classes} or end {end} <= start {start})"
+                f"{path}: row {number} invalid "
+                f"(class {cls} not in 1..{num_classes} or end {end} <= start {start})"
             )
         rows.append((cls, start, end))
     return rows
@@ -110,8 +111,8 @@ def segment_recording(
         lo, hi = np.searchsorted(t, [start, end], side="left")
         if hi == lo:
             raise ValueError(
-                f"{csv_path}: row {number} (class {cls}, {start}-{end} us) lies outside the recording "
-                f"{aedat_path.name} ({span})"
+                f"{csv_path}: row {number} (class {cls}, {start}-{end} us) "
+                f"lies outside the recording {aedat_path.name} ({span})"
             )
         yield {k: v[lo:hi] for k, v in events.items()}, cls - 1
 

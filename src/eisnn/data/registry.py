@@ -17,7 +17,8 @@ __all__ = ["DatasetInfo", "DATASET_NAMES", "dataset_info", "create_dataset"]
 @dataclass(frozen=True)
 class DatasetInfo:
     """What a network needs to know: classes, input channels, input side (pixels), event or static
-    (event samples are ``[T, 2, image_size, image_size]``, static ones ``[C, H, W]``), default ``T``."""
+    (event samples are ``[T, 2, image_size, image_size]``, static ones ``[C, H, W]``), default
+    ``T``."""
 
     num_classes: int
     in_channels: int
@@ -153,7 +154,8 @@ _BUILDERS: dict[str, Callable[..., Dataset]] = {
 def create_dataset(
     name: str, root: Any, train: bool, T: int | None = None, augment: bool = True, **kwargs: Any
 ) -> Dataset:
-    """Dataset ``name`` (one of ``DATASET_NAMES``) from the folder ``root``, yielding ``(x, label)``.
+    """Dataset ``name`` (one of ``DATASET_NAMES``) from the folder ``root``, yielding
+    ``(x, label)``.
 
     Static images: ``x`` float32 ``[C, H, W]`` in [0, 1], no mean/std normalisation, ``T`` unused.
     Event data: ``x`` float32 ``[T, 2, H, W]`` (``T`` defaults to the paper's). ``augment=True``

@@ -48,7 +48,8 @@ def has_diagnostics(history: Sequence[dict[str, Any]]) -> bool:
 
 
 def plot_layer_curves(history: Sequence[dict[str, Any]], path: str | Path) -> None:
-    """One panel per statistic, one line per layer (colour: depth), plus the gradient norms per kind."""
+    """One panel per statistic, one line per layer (colour: depth), plus the gradient norms per
+    kind."""
     layers = layer_names(history)
     colors = colormaps["viridis"](np.linspace(0, 0.9, max(len(layers), 1)))
     fig = Figure(figsize=(14, 6.4))

@@ -132,7 +132,8 @@ class Recorder:
 
 
 def weight_samples(model: nn.Module, limit: int = 4096) -> dict[str, np.ndarray]:
-    """``{"<layer>/<w_ee|w_ie|w_ei|g_i|g_e|b_e>": values}`` of every E-I layer (strided subsample)."""
+    """``{"<layer>/<w_ee|w_ie|w_ei|g_i|g_e|b_e>": values}`` of every E-I layer (strided
+    subsample)."""
     return {
         f"{name}/{param}": _strided(getattr(probe.ei, param), limit)
         for name, probe in diagnosed_layers(model).items()

@@ -10,15 +10,17 @@ Definitions (one E-I layer, input ``x``, currents as in SPEC section 1)::
   a convolution). Its rate is its mean spike count per time step over everything recorded.
   *silent*: share of units that never fired; *saturated*: share that fired at every step.
 - I units are instantaneous ReLU units (the paper's fast-spiking interneurons): their activity
-  ``s_I`` is ``I_I`` (``ReLU(I_I) == I_I`` on the non-negative inputs of an E-I layer); ``i_active`` is the share of positive entries of ``s_I``, ``i_mean`` its
-  mean. With spiking I units (``inhibitory="lif"``) ``s_I`` are their spikes (``i_mean`` is then
-  their firing rate), and ``sub``, ``div`` use ``s_I`` in place of ``I_I`` (``div`` without the leak).
+  ``s_I`` is ``I_I`` (``ReLU(I_I) == I_I`` on the non-negative inputs of an E-I layer);
+  ``i_active`` is the share of positive entries of ``s_I``, ``i_mean`` its mean. With spiking I
+  units (``inhibitory="lif"``) ``s_I`` are their spikes (``i_mean`` is then their firing rate), and
+  ``sub``, ``div`` use ``s_I`` in place of ``I_I`` (``div`` without the leak).
 - ``balance = mean(sub) / mean(I_EE)``: how much of the excitatory drive inhibition subtracts.
 - ``div_zero``: share of entries with ``div == 0``, i.e. where the adaptive stabilization replaced
   a zero by the row's smallest positive value (under ``epsilon``/``none`` the entries that only
   epsilon, or nothing, guards). ``div_empty``: share of rows (one time step of one sample)
   without any positive entry, whose current becomes ``b_E``.
-- ``dale_pinned``: share of Dale-constrained values (``W_EE, W_IE, W_EI, g_I, g_E``) that are exactly 0.
+- ``dale_pinned``: share of Dale-constrained values (``W_EE, W_IE, W_EI, g_I, g_E``) that are
+  exactly 0.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from ..nn.ei import DALE_PARAMETERS, EILayer
 def current_sums(currents: dict[str, torch.Tensor]) -> torch.Tensor:
     """Sums that make the E-I statistics additive over batches (float64, on the device, no sync):
 
-    ``[count, sum I_EE, sum sub, #(s_I > 0), sum s_I, #s_I, sum div, sum div^2, #(div == 0), #rows without
-    positive div, #rows]``.
+    ``[count, sum I_EE, sum sub, #(s_I > 0), sum s_I, #s_I, sum div, sum div^2, #(div == 0),
+    #rows without positive div, #rows]``.
     """
     i_ee, s_i, sub, div = (currents[k].detach().double() for k in ("i_ee", "s_i", "sub", "div"))
     rows = div.shape[0]

@@ -56,7 +56,8 @@ def _cache_dir() -> Path:
 
 
 def _build() -> Path:
-    """Compile ``SOURCE`` unless a library of the same source and flags is cached; returns its path."""
+    """Compile ``SOURCE`` unless a library of the same source and flags is cached; returns its
+    path."""
     compiler = os.environ.get("CC") or "cc"
     if shutil.which(compiler) is None:
         raise RuntimeError(f"no C compiler {compiler!r} on PATH")
@@ -77,8 +78,9 @@ def _build() -> Path:
             timeout=120,
         )
         if done.returncode != 0:
+            stderr = done.stderr.strip()
             raise RuntimeError(
-                f"{compiler} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+                f"{compiler} failed: {stderr.splitlines()[-1] if stderr else done.returncode}"
             )
         os.replace(partial, target)
     finally:
@@ -147,14 +149,16 @@ def _load() -> ctypes.CDLL | None:
             except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                 _failed = True
                 warnings.warn(
-                    f"eisnn: CPU kernels unavailable ({error}); the LIF and E-I layers run as PyTorch operations",
+                    f"eisnn: CPU kernels unavailable ({error}); "
+                    "the LIF and E-I layers run as PyTorch operations",
                     stacklevel=3,
                 )
     return _library
 
 
 def usable(x: torch.Tensor) -> bool:
-    """Whether the kernels compute on ``x``: a contiguous float32 CPU tensor, eager mode, kernels built."""
+    """Whether the kernels compute on ``x``: a contiguous float32 CPU tensor, eager mode, kernels
+    built."""
     if (
         os.environ.get("EISNN_CPU_KERNELS", "1") == "0"
         or x.device.type != "cpu"
@@ -218,7 +222,8 @@ def ei_backward(
     epsilon: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``d_ee := g G / q`` and ``div := g G a / q^2`` (``grad, a, div`` contiguous ``[N, n_E, P]``,
-    ``d_ee`` a channel slice); returns the sums over samples and positions of ``G a / q`` and of ``G``."""
+    ``d_ee`` a channel slice); returns the sums over samples and positions of ``G a / q`` and of
+    ``G``."""
     n, e, p = a.shape
     g, row_min = g.contiguous(), row_min.contiguous()
     sum_g, sum_b = a.new_empty(n, e), a.new_empty(n, e)
@@ -265,7 +270,8 @@ def lif_backward(
     surrogate: str,
     alpha: float,
 ) -> torch.Tensor:
-    """``dL/dX`` of the LIF from its input ``x`` and ``dL/dS`` (both contiguous float32 ``[T, ...]``)."""
+    """``dL/dX`` of the LIF from its input ``x`` and ``dL/dS`` (both contiguous float32
+    ``[T, ...]``)."""
     grad_spikes = grad_spikes.contiguous()
     grad_x = torch.empty_like(x)
     failed = _library.lif_backward_f32(

@@ -41,7 +41,8 @@ class _DivideGrad(torch.autograd.Function):
 
 
 def divide_grad(w: torch.Tensor, divisor: float) -> torch.Tensor:
-    """``w`` unchanged; its gradient becomes ``grad / divisor`` (the W_EI gradient scaling, ``1/d``)."""
+    """``w`` unchanged; its gradient becomes ``grad / divisor`` (the W_EI gradient scaling,
+    ``1/d``)."""
     return _DivideGrad.apply(w, divisor)
 
 

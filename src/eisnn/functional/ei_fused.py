@@ -64,7 +64,8 @@ def _mix_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
 
 
 class _EIIntegrate(torch.autograd.Function):
-    """``g_E * (I_EE - sub) / q + b_E`` from the stacked currents, saving ``a = I_EE - sub`` and ``I_I``."""
+    """``g_E * (I_EE - sub) / q + b_E`` from the stacked currents, saving ``a = I_EE - sub`` and
+    ``I_I``."""
 
     @staticmethod
     def forward(

@@ -17,9 +17,10 @@ implementations of the multi-step neuron: ``lif_multistep_eager`` (a loop of ``l
 differentiated by autograd, the reference) and ``lif_multistep_fused`` (one autograd node). The
 fused node runs the one-pass C kernels of ``cpu_kernels`` when told to (``tiers`` decides: float32
 CPU tensors; the backward recomputes ``H`` from the saved input); else (CUDA, other dtypes,
-``torch.compile``, no C compiler) a loop of PyTorch ops into preallocated buffers that saves ``H``. Both round the membrane exactly like the eager loop, so
-spikes are bit-identical; the backward agrees to float rounding (the surrogate's product is
-evaluated in another order, and the kernel's ``exp`` is within 2 ulp).
+``torch.compile``, no C compiler) a loop of PyTorch ops into preallocated buffers that saves
+``H``. Both round the membrane exactly like the eager loop, so spikes are bit-identical; the
+backward agrees to float rounding (the surrogate's product is evaluated in another order, and the
+kernel's ``exp`` is within 2 ulp).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def lif_multistep_eager(
     surrogate: str = "sigmoid",
     alpha: float = 4.0,
 ) -> torch.Tensor:
-    """Reference LIF: ``lif_step`` over time, differentiated by autograd. Returns spikes ``[T, ...]``."""
+    """Reference LIF: ``lif_step`` over time, differentiated by autograd. Returns spikes
+    ``[T, ...]``."""
     v = torch.zeros_like(x[0])
     spikes = []
     for x_t in x:

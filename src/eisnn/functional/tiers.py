@@ -50,7 +50,8 @@ def use_tier(tier: str) -> Iterator[None]:
 
 def select_tier(x: torch.Tensor, fusable: bool = True, kernel_ready: bool = True) -> str:
     """The tier for one call on ``x``: the forced one if it can compute it, else the fastest that
-    can. ``fusable``: the fused node computes the configuration; ``kernel_ready``: so would a C kernel."""
+    can. ``fusable``: the fused node computes the configuration; ``kernel_ready``: so would a C
+    kernel."""
     forced = _forced
     if forced == "eager" or not fusable:
         return "eager"

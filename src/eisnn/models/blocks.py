@@ -27,6 +27,9 @@ class NeuronOptions:
         return LIF(self.tau, self.v_threshold, self.surrogate, self.alpha)
 
 
+DEFAULT_NEURON = NeuronOptions()  # the networks' default (frozen, so one shared instance is safe)
+
+
 def is_time_dependent(module: nn.Module) -> bool:
     """True when a submodule's output depends on the time step (declares ``time_dependent = True``,
     e.g. TEBN's per-step scale): such a module needs exactly its own ``T`` steps in its input."""
@@ -84,7 +87,8 @@ class SpikingNetwork(nn.Module):
     """A stem unit, a body and a readout head; logits are the readout averaged over time.
 
     Input ``[B, C, H, W]`` (static, repeated over ``self.T``) or ``[B, T, C, H, W]`` (frames).
-    Subclasses set ``stem`` (a ``SpikingUnit``), ``body`` and ``head`` (``[T, B, ...] -> [T, B, classes]``).
+    Subclasses set ``stem`` (a ``SpikingUnit``), ``body`` and ``head``
+    (``[T, B, ...] -> [T, B, classes]``).
     """
 
     stem: SpikingUnit
@@ -109,7 +113,8 @@ class SpikingNetwork(nn.Module):
             h = self.stem(x.transpose(0, 1))
         else:
             raise ValueError(
-                f"{type(self).__name__} expects a static input with {self.static_dims} dims or frames with "
-                f"{self.static_dims + 1} dims ([B, T, ...]), got shape {tuple(x.shape)}"
+                f"{type(self).__name__} expects a static input with {self.static_dims} dims "
+                f"or frames with {self.static_dims + 1} dims ([B, T, ...]), "
+                f"got shape {tuple(x.shape)}"
             )
         return self.head(self.body(h)).mean(0)

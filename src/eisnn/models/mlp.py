@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
+from .blocks import DEFAULT_NEURON, NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
 from .kinds import LayerKind
 
 
@@ -20,7 +20,7 @@ class MLP(SpikingNetwork):
         image_size: int = 32,
         hidden: tuple[int, ...] = (256, 256),
         dropout: float = 0.0,
-        neuron: NeuronOptions = NeuronOptions(),
+        neuron: NeuronOptions = DEFAULT_NEURON,
     ) -> None:
         super().__init__(T)
         if not hidden:

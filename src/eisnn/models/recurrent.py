@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import NeuronOptions, PerStep, SpikingNetwork
+from .blocks import DEFAULT_NEURON, NeuronOptions, PerStep, SpikingNetwork
 from .kinds import LayerKind
 
 # the layer kinds with a recurrent layer (``LayerKind.recurrent``)
@@ -31,7 +31,8 @@ def recurrent_layer(
 
 
 class RecurrentUnit(nn.Module):
-    """Flatten each step, one recurrent spiking layer, dropout: ``[T, B, ...] -> [T, B, hidden]``."""
+    """Flatten each step, one recurrent spiking layer, dropout:
+    ``[T, B, ...] -> [T, B, hidden]``."""
 
     def __init__(self, layer: nn.Module, dropout: float = 0.0) -> None:
         super().__init__()
@@ -58,7 +59,7 @@ class RecurrentSNN(SpikingNetwork):
         image_size: int = 32,
         hidden: tuple[int, ...] = (128,),
         dropout: float = 0.0,
-        neuron: NeuronOptions = NeuronOptions(),
+        neuron: NeuronOptions = DEFAULT_NEURON,
     ) -> None:
         super().__init__(T)
         if not hidden:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
+from .blocks import DEFAULT_NEURON, NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
 from .kinds import LayerKind
 
 RESNET_PLANS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
@@ -71,7 +71,7 @@ class ResNet(SpikingNetwork):
         image_size: int | None = None,
         width: float = 1.0,
         dropout: float = 0.0,
-        neuron: NeuronOptions = NeuronOptions(),
+        neuron: NeuronOptions = DEFAULT_NEURON,
     ) -> None:
         super().__init__(T)
         style, counts = RESNET_PLANS[depth]

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..nn import is_initialized
-from .blocks import NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
+from .blocks import DEFAULT_NEURON, NeuronOptions, PerStep, SpikingNetwork, SpikingUnit
 from .kinds import LayerKind
 
 POOL = "P"
@@ -62,8 +62,8 @@ VGG_PLANS: dict[int, tuple[int | str, ...]] = {
 
 
 class VGG(SpikingNetwork):
-    """``plan`` lists output channels of each 3x3 conv unit and ``"P"`` for pooling; then flatten and
-    the readout (the paper's light classifier). ``width`` scales every channel count.
+    """``plan`` lists output channels of each 3x3 conv unit and ``"P"`` for pooling; then flatten
+    and the readout (the paper's light classifier). ``width`` scales every channel count.
 
     ``event_frames``: the network is meant for event frames ``[B, T, C, H, W]``. It changes no
     computation (every network takes both input forms); it is the buffer ``event_frames`` of the
@@ -81,7 +81,7 @@ class VGG(SpikingNetwork):
         image_size: int = 32,
         width: float = 1.0,
         dropout: float = 0.0,
-        neuron: NeuronOptions = NeuronOptions(),
+        neuron: NeuronOptions = DEFAULT_NEURON,
         event_frames: bool = False,
     ) -> None:
         super().__init__(T)

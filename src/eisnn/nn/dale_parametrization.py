@@ -45,7 +45,8 @@ class Softplus(nn.Module):
 
 
 def reparametrize_(module: nn.Module, names: Iterable[str]) -> None:
-    """Make each named parameter of ``module`` ``softplus`` of a free parameter, keeping its value."""
+    """Make each named parameter of ``module`` ``softplus`` of a free parameter, keeping its
+    value."""
     for name in names:
         parametrize.register_parametrization(module, name, Softplus())
 

@@ -110,7 +110,8 @@ class EILayer(nn.Module):
 
     @property
     def time_dependent(self) -> bool:
-        """Spiking I units have dynamics over the layer's own ``T`` steps (see ``blocks.is_time_dependent``)."""
+        """Spiking I units have dynamics over the layer's own ``T`` steps
+        (see ``blocks.is_time_dependent``)."""
         return self.i_population is not None
 
     def _finish_parameters(self) -> None:
@@ -132,7 +133,8 @@ class EILayer(nn.Module):
             self._assign("b_e", 0.0)
 
     def reset_parameters(self) -> None:
-        """Data-free init: ``W_EI = 1/n_I, g_E = 1, b_E = 0``; ``W_EE, W_IE`` by |Kaiming uniform|, ``g_I = 1``.
+        """Data-free init: ``W_EI = 1/n_I, g_E = 1, b_E = 0``; ``W_EE, W_IE`` by |Kaiming uniform|,
+        ``g_I = 1``.
 
         With ``init="standard"`` this is the final init (the paper's ablation without E-I Init);
         with ``init="ei"`` the layer stays unusable until ``eisnn.ei_init`` runs.
@@ -155,7 +157,8 @@ class EILayer(nn.Module):
 
         ``scale = sqrt(Var_x / (d (E_x2 + Var_x)))``, ``W_EE, W_IE ~ Exp(mean=scale)``,
         ``g_I = sqrt(E_x2 + Var_x) / (sqrt(d) E_x)``, ``W_EI = 1/n_I``, ``g_E = 1``, ``b_E = 0``.
-        With spiking I units, ``W_EI`` is then rescaled from their output (``_balance_spiking_inhibition``).
+        With spiking I units, ``W_EI`` is then rescaled from their output
+        (``_balance_spiking_inhibition``).
         """
         with torch.no_grad():
             x64 = x.detach().double()
@@ -183,13 +186,15 @@ class EILayer(nn.Module):
         ``E[div] = g_I E[I_I]``. With spiking units: ``W_IE`` is first scaled so that the mean drive
         ``E[I_I]`` equals the I threshold (the paper's scale can leave them silent); then, from the
         spikes ``s_I`` of that drive on the batch, ``W_EI = c / n_I`` with ``c = m / E[s_I]`` (``m``
-        the paper's ``E[I_I]``) restores both expectations: ``E[W_EI s_I] = E[I_EE]``, ``E[div] = g_I m``.
+        the paper's ``E[I_I]``) restores both expectations: ``E[W_EI s_I] = E[I_EE]``,
+        ``E[div] = g_I m``.
         """
         _, i_i = self.currents(x)
         paper_mean = i_i.double().mean()
         if float(paper_mean) <= 0:
             raise ValueError(
-                f"ei_init: {type(self).__name__} got no drive for its spiking I units on the first batch"
+                f"ei_init: {type(self).__name__} got no drive for its spiking I units "
+                "on the first batch"
             )
         threshold = self.i_population.lif.v_threshold
         self._assign("w_ie", self.w_ie * (threshold / float(paper_mean)))
@@ -197,8 +202,8 @@ class EILayer(nn.Module):
         rate = s_i.double().mean()
         if float(rate) <= 0:
             raise ValueError(
-                f"ei_init: the spiking I units of {type(self).__name__} stay silent on the first batch at mean drive "
-                f"= threshold {threshold}; raise tau_i"
+                f"ei_init: the spiking I units of {type(self).__name__} stay silent "
+                f"on the first batch at mean drive = threshold {threshold}; raise tau_i"
             )
         balance = paper_mean / rate
         self._assign("w_ei", float(balance) / self.n_inhibitory)
@@ -213,7 +218,8 @@ class EILayer(nn.Module):
         raise NotImplementedError
 
     def stacked_currents(self, x: torch.Tensor) -> torch.Tensor:
-        """``[I_EE; I_I]`` (channels ``n_E + n_I``) from one input map with the stacked weight ``[W_EE; W_IE]``."""
+        """``[I_EE; I_I]`` (channels ``n_E + n_I``) from one input map with the stacked weight
+        ``[W_EE; W_IE]``."""
         return self._drive(x, EF.stack_weights(self.w_ee, self.w_ie))
 
     def currents(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

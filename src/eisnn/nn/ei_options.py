@@ -81,7 +81,8 @@ class EIOptions:
     def __post_init__(self) -> None:
         if self.stabilization not in EF.STABILIZATIONS:
             raise ValueError(
-                f"stabilization must be one of {list(EF.STABILIZATIONS)}, got {self.stabilization!r}"
+                f"stabilization must be one of {list(EF.STABILIZATIONS)}, "
+                f"got {self.stabilization!r}"
             )
         if self.init not in INIT_MODES:
             raise ValueError(f"init must be one of {list(INIT_MODES)}, got {self.init!r}")

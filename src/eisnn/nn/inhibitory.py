@@ -17,7 +17,8 @@ INHIBITORY_KINDS: tuple[str, ...] = ("relu", "lif")
 
 
 class InhibitoryPopulation(nn.Module):
-    """LIF inhibitory units over ``time_steps`` steps: ``I_I [T*B, n_I, ...] -> s_I`` (same shape)."""
+    """LIF inhibitory units over ``time_steps`` steps: ``I_I [T*B, n_I, ...] -> s_I``
+    (same shape)."""
 
     def __init__(self, lif: LIF, time_steps: int) -> None:
         super().__init__()
@@ -42,7 +43,8 @@ class InhibitoryPopulation(nn.Module):
             return None
         if time_steps is None:
             raise ValueError(
-                "inhibitory='lif' needs time_steps (the network's T): the I units integrate over time"
+                "inhibitory='lif' needs time_steps (the network's T): "
+                "the I units integrate over time"
             )
         return InhibitoryPopulation(LIF(tau, v_threshold, surrogate, alpha), time_steps)
 
@@ -50,8 +52,8 @@ class InhibitoryPopulation(nn.Module):
         n = i_i.shape[0]
         if n % self.time_steps:
             raise ValueError(
-                f"spiking I units were built for T={self.time_steps}, but the merged batch has {n} rows "
-                f"(not a multiple of {self.time_steps})"
+                f"spiking I units were built for T={self.time_steps}, "
+                f"but the merged batch has {n} rows (not a multiple of {self.time_steps})"
             )
         s = self.lif(i_i.reshape(self.time_steps, n // self.time_steps, *i_i.shape[1:]))
         return s.reshape(i_i.shape)

@@ -42,7 +42,10 @@ class LIF(nn.Module):
         return EF.lif_step(x, v, self.tau, self.v_threshold, self.surrogate, self.alpha)
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau}, v_threshold={self.v_threshold}, surrogate={self.surrogate!r}, alpha={self.alpha}"
+        return (
+            f"tau={self.tau}, v_threshold={self.v_threshold}, "
+            f"surrogate={self.surrogate!r}, alpha={self.alpha}"
+        )
 
 
 def is_spiking_neuron(module: nn.Module) -> bool:

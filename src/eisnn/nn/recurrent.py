@@ -32,7 +32,8 @@ Step = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 def run_recurrence(
     ff: torch.Tensor, w_rec: torch.Tensor, n_out: int, step: Step, state: Any
 ) -> torch.Tensor:
-    """Loop ``c_t = ff_t + W_rec s(t-1)``, ``(s(t), state) = step(c_t, state)``; returns ``[T, B, n_out]``."""
+    """Loop ``c_t = ff_t + W_rec s(t-1)``, ``(s(t), state) = step(c_t, state)``; returns
+    ``[T, B, n_out]``."""
     s = ff.new_zeros(ff.shape[1], n_out)
     out = []
     for t in range(ff.shape[0]):
@@ -101,12 +102,15 @@ class EIRecurrent(EILinear):
         return run_recurrence(ff, weight[:, self.input_features :], n_e, step, state)
 
     def extra_repr(self) -> str:
-        return f"in_features={self.input_features}, hidden={self.hidden_features}, {self._ei_repr()}, {self.lif.extra_repr()}"
+        return (
+            f"in_features={self.input_features}, hidden={self.hidden_features}, "
+            f"{self._ei_repr()}, {self.lif.extra_repr()}"
+        )
 
 
 class PlainRecurrent(nn.Module):
-    """Recurrent spiking layer without E-I: ``s(t) = LIF(W_in x_t + W_rec s(t-1) + b)``, unconstrained
-    weights, Kaiming-normal init over the fan-in ``in + hidden``."""
+    """Recurrent spiking layer without E-I: ``s(t) = LIF(W_in x_t + W_rec s(t-1) + b)``,
+    unconstrained weights, Kaiming-normal init over the fan-in ``in + hidden``."""
 
     def __init__(
         self,

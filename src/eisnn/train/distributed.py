@@ -1,8 +1,9 @@
-"""Training on several processes with ``torchrun``: DistributedDataParallel over NCCL (CUDA) or gloo (CPU).
+"""Training on several processes with ``torchrun``: DistributedDataParallel over NCCL (CUDA) or
+gloo (CPU).
 
 ``torchrun`` starts one process per device and sets ``RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
-MASTER_PORT``; :func:`connect` reads them. Without them (or with ``WORLD_SIZE=1``) a run is one plain
-process and every method of :class:`Ranks` is the identity.
+MASTER_PORT``; :func:`connect` reads them. Without them (or with ``WORLD_SIZE=1``) a run is one
+plain process and every method of :class:`Ranks` is the identity.
 
 Why ``N`` processes compute what one process computes on the combined batch:
 
@@ -128,7 +129,8 @@ class Sharding:
 
 
 class ShardedBatches:
-    """A loader of global batches ``(x, y)`` (the same on every rank) reduced to this rank's part."""
+    """A loader of global batches ``(x, y)`` (the same on every rank) reduced to this rank's
+    part."""
 
     def __init__(self, loader: Any, n_samples: int, batch_size: int, sharding: Sharding) -> None:
         self.loader, self.sharding = loader, sharding
@@ -227,8 +229,8 @@ class Ranks:
         return tensor
 
     def on_main(self, fn: Callable[..., R], *args: Any) -> R:
-        """``fn(*args)`` on rank 0 only; every rank returns its result, or raises the exception it raised
-        (so that no rank waits for a rank that gave up)."""
+        """``fn(*args)`` on rank 0 only; every rank returns its result, or raises the exception it
+        raised (so that no rank waits for a rank that gave up)."""
         if not self.distributed:
             return fn(*args)
         box: list[Any] = [None]
@@ -246,7 +248,8 @@ class Ranks:
         return value
 
     def gather(self, x: torch.Tensor) -> torch.Tensor | None:
-        """The global batch on rank 0 (every rank's equal-sized part in rank order), None elsewhere."""
+        """The global batch on rank 0 (every rank's equal-sized part in rank order), None
+        elsewhere."""
         if not self.distributed:
             return x
         x = x.contiguous()
@@ -255,8 +258,8 @@ class Ranks:
         return torch.cat(parts) if parts is not None else None
 
     def broadcast_state(self, model: nn.Module) -> None:
-        """Every parameter and buffer of ``model`` from rank 0, in place; reloading the state dict then
-        refreshes what layers derive from it (the E-I layers' host copy of ``initialized``)."""
+        """Every parameter and buffer of ``model`` from rank 0, in place; reloading the state dict
+        then refreshes what layers derive from it (the E-I layers' host copy of ``initialized``)."""
         if not self.distributed:
             return
         state = model.state_dict()
@@ -265,8 +268,9 @@ class Ranks:
         model.load_state_dict(state)
 
     def wrap(self, model: nn.Module) -> nn.Module:
-        """``DistributedDataParallel(model)`` (BatchNorm synchronized across GPUs), or ``model`` itself.
-        The graph is static: a readout layer's unused parameters stay without gradient, as in one process."""
+        """``DistributedDataParallel(model)`` (BatchNorm synchronized across GPUs), or ``model``
+        itself. The graph is static: a readout layer's unused parameters stay without gradient, as
+        in one process."""
         if not self.distributed:
             return model
         if self.device.type == "cuda":
@@ -276,7 +280,8 @@ class Ranks:
 
     def close(self) -> None:
         """Leave the process group once every rank is done with its last collective (a rank that
-        tore its connections down while a peer still waited on them would leave that peer hanging)."""
+        tore its connections down while a peer still waited on them would leave that peer
+        hanging)."""
         if self.distributed and dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()
@@ -288,8 +293,9 @@ def unwrap(net: nn.Module) -> nn.Module:
 
 
 def connect(cfg: TrainConfig, device: torch.device) -> Ranks:
-    """Join the ``torchrun`` launch this process belongs to (NCCL on CUDA, each rank on GPU ``LOCAL_RANK``;
-    gloo on the CPU; collectives give up after ``dist_timeout_s``), or a single process."""
+    """Join the ``torchrun`` launch this process belongs to (NCCL on CUDA, each rank on GPU
+    ``LOCAL_RANK``; gloo on the CPU; collectives give up after ``dist_timeout_s``), or a single
+    process."""
     launch = launch_from_env()
     if launch is None or launch.world_size == 1:
         return Ranks.single(device)
@@ -324,9 +330,10 @@ _COLLECTIVE_CODE = ("torch/distributed/", "torch/nn/parallel/")
 
 
 def lost_peer(exc: BaseException) -> str | None:
-    """A one-line explanation when ``exc`` is a collective that failed because another process of the
-    launch died or stopped answering (within ``dist_timeout_s``): raised by torch's distributed code
-    (or a ``DistError``) and saying so. None for any other error, which keeps its traceback."""
+    """A one-line explanation when ``exc`` is a collective that failed because another process of
+    the launch died or stopped answering (within ``dist_timeout_s``): raised by torch's distributed
+    code (or a ``DistError``) and saying so. None for any other error, which keeps its
+    traceback."""
     if not rank_prefix():  # not in a multi-process launch
         return None
     text = str(exc).strip()
@@ -343,7 +350,8 @@ def lost_peer(exc: BaseException) -> str | None:
 
 
 def _portable(exc: Exception) -> Exception:
-    """``exc`` if it survives pickling (to reach the other ranks), else a RuntimeError with its message."""
+    """``exc`` if it survives pickling (to reach the other ranks), else a RuntimeError with its
+    message."""
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
@@ -354,7 +362,8 @@ def _portable(exc: Exception) -> Exception:
 def sharded(
     loader: Iterable, n_samples: int, batch_size: int, ranks: Ranks, equal: bool
 ) -> Iterable:
-    """``loader`` of global batches reduced to this rank's parts (``loader`` itself in one process)."""
+    """``loader`` of global batches reduced to this rank's parts (``loader`` itself in one
+    process)."""
     return (
         loader
         if not ranks.distributed

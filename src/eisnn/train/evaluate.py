@@ -53,9 +53,10 @@ def evaluate(
     loss: str = "cross_entropy",
     sum_over_ranks: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> EvalResult:
-    """One pass over ``loader`` in eval mode; sums stay on the device until the end. In a distributed
-    run ``loader`` holds this rank's part of the set and ``sum_over_ranks`` (an all-reduce) combines
-    the sums of all parts: loss, hits, samples, and firing rates weighted by samples."""
+    """One pass over ``loader`` in eval mode; sums stay on the device until the end. In a
+    distributed run ``loader`` holds this rank's part of the set and ``sum_over_ranks`` (an
+    all-reduce) combines the sums of all parts: loss, hits, samples, and firing rates weighted by
+    samples."""
     loss_fn = get_loss(loss)
     was_training = model.training
     model.eval()
@@ -108,7 +109,8 @@ def _combine(
     neuron_rates: dict[str, torch.Tensor],
 ):
     """All ranks' evaluation sums: a rate ``r_k`` over ``n_k`` samples enters as ``r_k n_k``, the
-    combined rate is ``sum r_k n_k / sum n_k`` (every sample has the same number of neurons and steps)."""
+    combined rate is ``sum r_k n_k / sum n_k`` (every sample has the same number of neurons and
+    steps)."""
     local = [loss_sum.item(), *hits.tolist(), samples, float(samples == 0)]
     local += [rates.get(name, 0.0) * samples for name in layers]
     total = sum_over_ranks(torch.tensor(local, dtype=torch.float64, device=device)).tolist()
@@ -143,7 +145,8 @@ class EvalReport:
     def text(self) -> str:
         r = self.result
         lines = [
-            f"{self.source}: {self.model} on {self.dataset} test set (T={self.T}, {r.samples} samples)",
+            f"{self.source}: {self.model} on {self.dataset} test set "
+            f"(T={self.T}, {r.samples} samples)",
             f"top-1 {r.top1:.2f}%  top-5 {r.top5:.2f}%  loss {r.loss:.4f}",
             "firing rate per LIF layer (spikes per neuron per time step):",
         ]

@@ -1,4 +1,5 @@
-"""Building a run's pieces from its config: device, model, datasets, loaders, optimizer, schedule."""
+"""Building a run's pieces from its config: device, model, datasets, loaders, optimizer,
+schedule."""
 
 from __future__ import annotations
 
@@ -144,7 +145,8 @@ def build_loader(
     sampler = ShardBatchSampler(
         len(dataset), batch_size, ranks.sharding(equal=train), shuffle, generator
     )
-    # worker seeds come from the rank's own global RNG (see Ranks.seed_keys), not the shared generator
+    # worker seeds come from the rank's own global RNG (see Ranks.seed_keys), not the shared
+    # generator
     return DataLoader(
         dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=pin
     ), generator

@@ -9,7 +9,8 @@ Reproducibility: every epoch re-seeds the global RNGs and the loader's shuffling
 ``(seed, epoch)``, so a run resumed at an epoch boundary is bit-identical on the CPU.
 
 Under ``torchrun`` the same loop runs in every process with DistributedDataParallel; the rules
-(shared E-I Init, data parts, reduced metrics, rank 0 writes) live in :mod:`eisnn.train.distributed`.
+(shared E-I Init, data parts, reduced metrics, rank 0 writes) live in
+:mod:`eisnn.train.distributed`.
 
 Run directory layout::
 
@@ -171,8 +172,9 @@ class Trainer:
         saved_world = ckpt.get("world_size", 1)
         if self.cfg.batch_scope == "rank" and saved_world != self.ranks.world_size:
             raise ConfigError(
-                f"this run trained on {saved_world} process(es) with batch_scope=rank (batch_size per "
-                f"process); resume it on {saved_world}, not {self.ranks.world_size}"
+                f"this run trained on {saved_world} process(es) with batch_scope=rank "
+                f"(batch_size per process); resume it on {saved_world}, "
+                f"not {self.ranks.world_size}"
             )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -379,9 +381,15 @@ class Trainer:
 
 def summary_line(row: dict[str, Any], epochs: int) -> str:
     """One line per epoch: train/test loss and top-1/top-5, lr, mean firing rate, time."""
-    text = f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} top1 {row['train_top1']:6.2f}%"
+    text = (
+        f"epoch {row['epoch']:>3}/{epochs}  train loss {row['train_loss']:.4f} "
+        f"top1 {row['train_top1']:6.2f}%"
+    )
     if row.get("test_top1") is not None:
-        text += f"  test loss {row['test_loss']:.4f} top1 {row['test_top1']:6.2f}% top5 {row['test_top5']:6.2f}%"
+        text += (
+            f"  test loss {row['test_loss']:.4f} top1 {row['test_top1']:6.2f}% "
+            f"top5 {row['test_top5']:6.2f}%"
+        )
     text += f"  lr {row['lr']:.3e}  rate {row['train_rate']:.3f}  {row['epoch_s']:.1f}s"
     if row.get("skipped_steps"):
         text += f"  skipped {row['skipped_steps']}"
