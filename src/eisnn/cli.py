@@ -2,7 +2,8 @@
 
 A subcommand is a :class:`Command`: a name, a one-line help, a function adding its arguments
 to an ``argparse`` parser, and a function running it (returning the exit status). Adding one
-(``bench``, ``plot``, ...) is one :func:`register` call; heavy imports happen inside
+is one :func:`register` call, or :func:`register_lazy` for functions that live in another module
+(``bench``, ``plot``), imported only when the parser is built; heavy imports happen inside
 ``run`` so that ``eisnn --help`` stays fast. A :class:`~eisnn.errors.UserError` (bad config,
 missing data or checkpoint, non-finite loss, ...) ends with one ``eisnn: error: ...`` line and a
 non-zero status; any other exception keeps its traceback, so that a bug is never masked.
@@ -14,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib import resources
+from importlib import import_module, resources
 from pathlib import Path
 
 from eisnn.errors import UserError
@@ -37,6 +38,18 @@ def register(command: Command) -> Command:
         raise ValueError(f"eisnn subcommand {command.name!r} is already registered")
     COMMANDS[command.name] = command
     return command
+
+
+def register_lazy(name: str, help: str, module: str, configure: str, run: str) -> Command:
+    """Register a subcommand whose ``configure`` and ``run`` functions are attributes of
+    ``module`` (imported on first use)."""
+
+    def attribute(attr: str) -> Callable:
+        return getattr(import_module(module), attr)
+
+    return register(
+        Command(name, help, lambda p: attribute(configure)(p), lambda a: attribute(run)(a))
+    )
 
 
 def packaged_config(name: str) -> Path:
@@ -213,49 +226,19 @@ register(
 )
 
 
-# ----------------------------------------------------------------- bench
-def _configure_bench(p: argparse.ArgumentParser) -> None:
-    from eisnn import benchmark
-
-    benchmark.add_arguments(p)
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from eisnn import benchmark
-
-    return benchmark.run(args)
-
-
-register(
-    Command(
-        "bench",
-        "time training steps of the E-I networks against their BN twins",
-        _configure_bench,
-        _run_bench,
-    )
+register_lazy(
+    "bench",
+    "time training steps of the E-I networks against their BN twins",
+    "eisnn.benchmark",
+    "add_arguments",
+    "run",
 )
-
-
-# -------------------------------------------------------------------- plot
-def _configure_plot(p: argparse.ArgumentParser) -> None:
-    from eisnn.diagnostics import commands
-
-    commands.configure_plot(p)
-
-
-def _run_plot(args: argparse.Namespace) -> int:
-    from eisnn.diagnostics import commands
-
-    return commands.run_plot(args)
-
-
-register(
-    Command(
-        "plot",
-        "redraw the PNG plots of a run directory (learning curves, rates, diagnostics)",
-        _configure_plot,
-        _run_plot,
-    )
+register_lazy(
+    "plot",
+    "redraw the PNG plots of a run directory (learning curves, rates, diagnostics)",
+    "eisnn.diagnostics.commands",
+    "configure_plot",
+    "run_plot",
 )
 
 

@@ -46,6 +46,15 @@ FLAGS = [
 SURROGATE_CODES = {"sigmoid": 0, "arctan": 1}
 STABILIZATION_CODES = {"none": 0, "epsilon": 1, "adaptive": 2}
 
+# argument types of the kernels: p pointer, l long, f float, i int
+CTYPES = {"p": ctypes.c_void_p, "l": ctypes.c_long, "f": ctypes.c_float, "i": ctypes.c_int}
+SIGNATURES = {
+    "ei_forward_f32": "p l p p p p p p l l l i f i",
+    "ei_backward_f32": "p p p p l p p p p l l l i f i",
+    "lif_forward_f32": "p p l l f f i",
+    "lif_backward_f32": "p p p l l f f i f f i",
+}
+
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 _failed = False
@@ -95,56 +104,9 @@ def _load() -> ctypes.CDLL | None:
         if _library is None and not _failed:
             try:
                 library = ctypes.CDLL(str(_build()))
-                p, long, real = ctypes.c_void_p, ctypes.c_long, ctypes.c_float
-                integer = ctypes.c_int
-                library.ei_forward_f32.argtypes = [
-                    p,
-                    long,
-                    p,
-                    p,
-                    p,
-                    p,
-                    p,
-                    p,
-                    long,
-                    long,
-                    long,
-                    integer,
-                    real,
-                    integer,
-                ]
-                library.ei_backward_f32.argtypes = [
-                    p,
-                    p,
-                    p,
-                    p,
-                    long,
-                    p,
-                    p,
-                    p,
-                    p,
-                    long,
-                    long,
-                    long,
-                    integer,
-                    real,
-                    integer,
-                ]
-                library.lif_forward_f32.argtypes = [p, p, long, long, real, real, integer]
-                library.lif_backward_f32.argtypes = [
-                    p,
-                    p,
-                    p,
-                    long,
-                    long,
-                    real,
-                    real,
-                    integer,
-                    real,
-                    real,
-                    integer,
-                ]
-                library.lif_backward_f32.restype = integer
+                for name, spec in SIGNATURES.items():
+                    getattr(library, name).argtypes = [CTYPES[c] for c in spec.split()]
+                library.lif_backward_f32.restype = ctypes.c_int
                 _library = library
             except (OSError, RuntimeError, subprocess.SubprocessError) as error:
                 _failed = True

@@ -12,52 +12,26 @@ from .blocks import DEFAULT_NEURON, NeuronOptions, PerStep, SpikingNetwork, Spik
 from .kinds import LayerKind
 
 POOL = "P"
+
+
+def parse_plan(text: str) -> tuple[int | str, ...]:
+    """A VGG plan from SPEC's notation: channel counts, ``P`` for pooling, ``CxN`` for ``N``
+    convs of ``C`` channels (``"64 P 128x2 P"`` -> ``(64, "P", 128, 128, "P")``)."""
+    plan: list[int | str] = []
+    for item in text.split():
+        if item == POOL:
+            plan.append(POOL)
+        else:
+            channels, _, count = item.partition("x")
+            plan.extend([int(channels)] * int(count or 1))
+    return tuple(plan)
+
+
 VGG_PLANS: dict[int, tuple[int | str, ...]] = {
-    8: (64, POOL, 128, POOL, 256, POOL, 512, POOL, 512, POOL),
-    11: (64, POOL, 128, POOL, 256, 256, POOL, 512, 512, POOL, 512, 512, POOL),
-    16: (
-        64,
-        64,
-        POOL,
-        128,
-        128,
-        POOL,
-        256,
-        256,
-        256,
-        POOL,
-        512,
-        512,
-        512,
-        POOL,
-        512,
-        512,
-        512,
-        POOL,
-    ),
-    19: (
-        64,
-        64,
-        POOL,
-        128,
-        128,
-        POOL,
-        256,
-        256,
-        256,
-        256,
-        POOL,
-        512,
-        512,
-        512,
-        512,
-        POOL,
-        512,
-        512,
-        512,
-        512,
-        POOL,
-    ),
+    8: parse_plan("64 P 128 P 256 P 512 P 512 P"),
+    11: parse_plan("64 P 128 P 256x2 P 512x2 P 512x2 P"),
+    16: parse_plan("64x2 P 128x2 P 256x3 P 512x3 P 512x3 P"),
+    19: parse_plan("64x2 P 128x2 P 256x4 P 512x4 P 512x4 P"),
 }
 
 
