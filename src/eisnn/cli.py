@@ -75,6 +75,13 @@ def resolve_config_path(text: str | None) -> Path:
     )
 
 
+def _add_overrides(p: argparse.ArgumentParser, help: str) -> None:
+    """The repeatable ``--set KEY=VALUE`` option (values read as YAML)."""
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
 # ------------------------------------------------------------------- train
 def _configure_train(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -84,14 +91,7 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data-dir", help="dataset root (overrides data_dir)")
     p.add_argument("--out", help="folder receiving the run directory (overrides out_dir)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (value read as YAML); repeatable",
-    )
+    _add_overrides(p, "override a config key (value read as YAML); repeatable")
     p.add_argument(
         "--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint"
     )
@@ -158,14 +158,7 @@ def _configure_eval(p: argparse.ArgumentParser) -> None:
         "or a folder with the published model.safetensors + config.json",
     )
     p.add_argument("--data-dir", help="dataset root (default: the checkpoint's data_dir)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key of the evaluation (batch_size, device, dataset, ...)",
-    )
+    _add_overrides(p, "override a config key of the evaluation (batch_size, device, dataset, ...)")
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -182,14 +175,7 @@ def _configure_convert(p: argparse.ArgumentParser) -> None:
         "reference", help="reference checkpoint (.pth/.pt/.safetensors) or published-weights folder"
     )
     p.add_argument("out", help="eisnn checkpoint to write (.pt)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config keys the reference does not state (e.g. dataset=cifar10)",
-    )
+    _add_overrides(p, "config keys the reference does not state (e.g. dataset=cifar10)")
 
 
 def _run_convert(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models.kinds import LayerKind
-from ..nn import kaiming_fan_out_
+from ..nn import plain_conv, plain_linear
 
 
 class TEBN(nn.Module):
@@ -102,8 +102,7 @@ class TEBN(nn.Module):
 
 
 class ConvTEBN(nn.Sequential):
-    """``Conv2d(bias=False) -> TEBN`` on merged ``[T*B, C, H, W]``; Kaiming normal (fan_out)
-    init."""
+    """``plain_conv -> TEBN`` on merged ``[T*B, C, H, W]``."""
 
     def __init__(
         self,
@@ -115,17 +114,15 @@ class ConvTEBN(nn.Sequential):
         *,
         T: int,
     ) -> None:
-        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-        super().__init__(kaiming_fan_out_(conv), TEBN(out_channels, T))
+        conv = plain_conv(in_channels, out_channels, kernel_size, stride, padding)
+        super().__init__(conv, TEBN(out_channels, T))
 
 
 class LinearTEBN(nn.Sequential):
-    """``Linear(bias=False) -> TEBN`` on merged ``[T*B, features]``; Kaiming normal (fan_out)
-    init."""
+    """``plain_linear -> TEBN`` on merged ``[T*B, features]``."""
 
     def __init__(self, in_features: int, out_features: int, *, T: int) -> None:
-        linear = nn.Linear(in_features, out_features, bias=False)
-        super().__init__(kaiming_fan_out_(linear), TEBN(out_features, T))
+        super().__init__(plain_linear(in_features, out_features), TEBN(out_features, T))
 
 
 def tebn_kind(ei_options: Mapping[str, Any], time_steps: int | None) -> LayerKind:

@@ -18,7 +18,6 @@ ignore the E-I options.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -34,7 +33,8 @@ from ..nn import (
     EIRecurrent,
     LinearBN,
     PlainRecurrent,
-    kaiming_fan_out_,
+    plain_conv,
+    plain_linear,
 )
 from .blocks import NeuronOptions
 
@@ -70,7 +70,7 @@ def ei_kind(ei_options: Mapping[str, Any], time_steps: int | None) -> LayerKind:
     options = hidden.as_kwargs()
 
     def recurrent(in_features: int, hidden_features: int, neuron: NeuronOptions) -> nn.Module:
-        return EIRecurrent(in_features, hidden_features, **dataclasses.asdict(neuron), **options)
+        return EIRecurrent(in_features, hidden_features, neuron.make(), **options)
 
     return LayerKind(
         "ei",
@@ -86,28 +86,16 @@ def bn_kind(ei_options: Mapping[str, Any], time_steps: int | None) -> LayerKind:
     return LayerKind("bn", conv=ConvBN, linear=LinearBN, readout=nn.Linear)
 
 
-def _plain_conv(
-    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
-) -> nn.Module:
-    return kaiming_fan_out_(
-        nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-    )
-
-
-def _plain_linear(in_features: int, out_features: int) -> nn.Module:
-    return kaiming_fan_out_(nn.Linear(in_features, out_features, bias=False))
-
-
 def _plain_recurrent(in_features: int, hidden_features: int, neuron: NeuronOptions) -> nn.Module:
-    return PlainRecurrent(in_features, hidden_features, **dataclasses.asdict(neuron))
+    return PlainRecurrent(in_features, hidden_features, neuron.make())
 
 
 def plain_kind(ei_options: Mapping[str, Any], time_steps: int | None) -> LayerKind:
     """Neither E-I nor normalization: Kaiming-initialized bias-free layers, a linear readout."""
     return LayerKind(
         "plain",
-        conv=_plain_conv,
-        linear=_plain_linear,
+        conv=plain_conv,
+        linear=plain_linear,
         readout=nn.Linear,
         recurrent=_plain_recurrent,
     )

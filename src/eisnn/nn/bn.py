@@ -1,4 +1,5 @@
-"""Building blocks of the BN-SNN baseline: bias-free conv/linear followed by BatchNorm.
+"""Building blocks of the BN-SNN twin: bias-free conv/linear (the plain twin's layers) followed
+by BatchNorm.
 
 BatchNorm runs on the merged ``[T*B, C, ...]`` tensor: statistics per channel over time,
 batch and space; running statistics at inference. Kaiming normal (fan_out) init.
@@ -20,8 +21,21 @@ def kaiming_fan_out_(layer: LayerT) -> LayerT:
     return layer
 
 
+def plain_conv(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0
+) -> nn.Conv2d:
+    """A bias-free ``Conv2d`` with Kaiming normal (fan_out) init."""
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+    return kaiming_fan_out_(conv)
+
+
+def plain_linear(in_features: int, out_features: int) -> nn.Linear:
+    """A bias-free ``Linear`` with Kaiming normal (fan_out) init."""
+    return kaiming_fan_out_(nn.Linear(in_features, out_features, bias=False))
+
+
 class ConvBN(nn.Sequential):
-    """``Conv2d(bias=False) -> BatchNorm2d``."""
+    """``plain_conv -> BatchNorm2d``."""
 
     def __init__(
         self,
@@ -31,13 +45,12 @@ class ConvBN(nn.Sequential):
         stride: int = 1,
         padding: int = 0,
     ) -> None:
-        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-        super().__init__(kaiming_fan_out_(conv), nn.BatchNorm2d(out_channels))
+        conv = plain_conv(in_channels, out_channels, kernel_size, stride, padding)
+        super().__init__(conv, nn.BatchNorm2d(out_channels))
 
 
 class LinearBN(nn.Sequential):
-    """``Linear(bias=False) -> BatchNorm1d``."""
+    """``plain_linear -> BatchNorm1d``."""
 
     def __init__(self, in_features: int, out_features: int) -> None:
-        linear = nn.Linear(in_features, out_features, bias=False)
-        super().__init__(kaiming_fan_out_(linear), nn.BatchNorm1d(out_features))
+        super().__init__(plain_linear(in_features, out_features), nn.BatchNorm1d(out_features))

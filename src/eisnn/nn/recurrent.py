@@ -46,24 +46,17 @@ class EIRecurrent(EILinear):
     """Recurrent E-I layer with its excitatory LIF neurons: ``[T, B, in] -> spikes [T, B, hidden]``.
 
     Parameters are those of ``EILinear(in_features + hidden_features, hidden_features)``;
-    ``tau, v_threshold, surrogate, alpha`` are the E neurons' LIF options; ``ei_options`` those
-    of the E-I layers (``ei_ratio, inhibitory, dale, ...``).
+    ``lif``: the E neurons (default ``LIF()``); ``ei_options`` those of the E-I layers
+    (``ei_ratio, inhibitory, dale, ...``).
     """
 
     def __init__(
-        self,
-        in_features: int,
-        hidden_features: int,
-        tau: float = 2.0,
-        v_threshold: float = 1.0,
-        surrogate: str = "sigmoid",
-        alpha: float = 4.0,
-        **ei_options: Any,
+        self, in_features: int, hidden_features: int, lif: LIF | None = None, **ei_options: Any
     ) -> None:
         super().__init__(in_features + hidden_features, hidden_features, **ei_options)
         self.input_features = in_features
         self.hidden_features = hidden_features
-        self.lif = LIF(tau, v_threshold, surrogate, alpha)
+        self.lif = lif if lif is not None else LIF()
 
     def _previous_spikes_input(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """The merged input ``z = [x_t, s(t-1)]`` of all steps, ``[T*B, in + hidden]``."""
@@ -110,23 +103,16 @@ class EIRecurrent(EILinear):
 
 class PlainRecurrent(nn.Module):
     """Recurrent spiking layer without E-I: ``s(t) = LIF(W_in x_t + W_rec s(t-1) + b)``,
-    unconstrained weights, Kaiming-normal init over the fan-in ``in + hidden``."""
+    unconstrained weights, Kaiming-normal init over the fan-in ``in + hidden``; ``lif``: the
+    neurons (default ``LIF()``)."""
 
-    def __init__(
-        self,
-        in_features: int,
-        hidden_features: int,
-        tau: float = 2.0,
-        v_threshold: float = 1.0,
-        surrogate: str = "sigmoid",
-        alpha: float = 4.0,
-    ) -> None:
+    def __init__(self, in_features: int, hidden_features: int, lif: LIF | None = None) -> None:
         super().__init__()
         self.input_features = in_features
         self.hidden_features = hidden_features
         self.linear = nn.Linear(in_features + hidden_features, hidden_features)
         nn.init.kaiming_normal_(self.linear.weight, mode="fan_in", nonlinearity="relu")
-        self.lif = LIF(tau, v_threshold, surrogate, alpha)
+        self.lif = lif if lif is not None else LIF()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.linear.weight
