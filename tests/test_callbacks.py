@@ -13,22 +13,15 @@ from eisnn.run import config_callbacks
 from eisnn.train.callbacks import Callback
 from eisnn.train.config import ConfigError, from_dict
 from eisnn.train.trainer import Trainer, resume_run, start_run
+from tiny_runs import TINY_RUN
 
 
 def tiny(tmp_path, **changes):
     base = dict(
-        model="ei_mlp",
-        dataset="digits",
-        image_size=8,
-        T=2,
-        epochs=2,
-        batch_size=64,
+        TINY_RUN,
         limit_batches=2,
         eval_every=2,
         lr=0.01,
-        warmup_epochs=0.5,
-        warmup_start_lr=1e-4,
-        progress=False,
         histograms=False,
         plots=False,
         out_dir=str(tmp_path),

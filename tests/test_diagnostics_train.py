@@ -15,23 +15,16 @@ from eisnn.cli import main
 from eisnn.diagnostics import DiagnosticsCallback
 from eisnn.run import start_run
 from eisnn.train.config import ConfigError, from_dict
+from tiny_runs import TINY_RUN
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny(tmp_path, **changes):
     base = dict(
-        model="ei_mlp",
-        dataset="digits",
-        image_size=8,
-        T=2,
-        epochs=2,
-        batch_size=64,
+        TINY_RUN,
         limit_batches=2,
         lr=0.01,
-        warmup_epochs=0.5,
-        warmup_start_lr=1e-4,
-        progress=False,
         histograms=False,
         plots=False,
         out_dir=str(tmp_path),

@@ -24,20 +24,13 @@ from eisnn.train.checkpoint import load_checkpoint
 from eisnn.train.config import from_dict
 from eisnn.train.distributed import ShardBatchSampler, Sharding, lost_peer
 from eisnn.train.trainer import resume_run, start_run
+from tiny_runs import TINY_RUN
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = dict(
-    model="ei_mlp",
-    dataset="digits",
-    image_size=8,
-    T=2,
-    epochs=2,
-    batch_size=64,
+    TINY_RUN,
     limit_batches=3,
     lr=0.05,
-    warmup_epochs=0.5,
-    warmup_start_lr=1e-4,
-    progress=False,
     histograms=False,
     device="cpu",
     cpu_threads=1,

@@ -14,21 +14,14 @@ from eisnn.train.checkpoint import load_checkpoint
 from eisnn.train.config import TrainConfig, from_dict
 from eisnn.train.schedule import warmup_cosine_lr
 from eisnn.train.trainer import NonFiniteError, Trainer, resume_run, start_run
+from tiny_runs import TINY_RUN
 
 
 def tiny(tmp_path, name: str, **changes) -> TrainConfig:
     base = dict(
-        model="ei_mlp",
-        dataset="digits",
-        image_size=8,
-        T=2,
-        epochs=2,
-        batch_size=64,
+        TINY_RUN,
         limit_batches=3,
         lr=0.05,
-        warmup_epochs=0.5,
-        warmup_start_lr=1e-4,
-        progress=False,
         out_dir=str(tmp_path),
         name=name,
         device="cpu",
