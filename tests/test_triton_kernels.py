@@ -110,7 +110,8 @@ def test_lif_rounds_the_membrane_like_the_eager_loop_on_its_device(tau: float, d
     v = v.to(device)
     decayed = v - v / tau
     true_division = v - v / torch.full_like(v, tau)
-    reciprocal = v - v * float(torch.tensor(1.0) / torch.tensor(tau))
+    one, divisor = torch.tensor([1.0, tau], dtype=torch.float32)
+    reciprocal = v - v * float(one / divisor)
     assert torch.equal(decayed, true_division) or torch.equal(decayed, reciprocal)
     other = reciprocal if torch.equal(decayed, true_division) else true_division
     assert not torch.equal(other, decayed), "the inputs must tell the two roundings apart"

@@ -99,7 +99,8 @@ def _launch(kernel, grid: tuple[int, ...], *args, **constants) -> None:
 def _tau_arguments(x: torch.Tensor, tau: float) -> tuple[tuple[float, float], dict[str, bool]]:
     """``(tau, 1 / tau)`` (the reciprocal rounded in float32, as PyTorch computes it) and the
     rounding switches of ``V / tau`` for ``x``'s device."""
-    reciprocal = float(torch.tensor(1.0) / torch.tensor(tau, dtype=torch.float32))
+    one, divisor = torch.tensor([1.0, tau], dtype=torch.float32)
+    reciprocal = float(one / divisor)
     return (tau, reciprocal), {"TAU_HALF": tau == 2.0, "RECIPROCAL": x.is_cuda}
 
 
