@@ -33,7 +33,6 @@ def offline(tmp_path, monkeypatch):
 
 
 def test_a_real_offline_wandb_run_records_every_epoch(tmp_path, offline):
-    pytest.importorskip("wandb")  # in the test extra; CI installs it
     trainer = start_run(tiny(tmp_path, loggers=["csv", "wandb"]), echo=lambda _: None)
     trainer.fit()
     trainer.close()
