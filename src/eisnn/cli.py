@@ -155,7 +155,8 @@ def _configure_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "source",
         help="eisnn checkpoint, reference checkpoint (.pth/.pt/.safetensors), "
-        "or a folder with the published model.safetensors + config.json",
+        "a folder with the published model.safetensors + config.json, or its name "
+        "hf://<org>/<name>[@<revision>] on the Hugging Face Hub (pip install eisnn[hf])",
     )
     p.add_argument("--data-dir", help="dataset root (default: the checkpoint's data_dir)")
     _add_overrides(p, "override a config key of the evaluation (batch_size, device, dataset, ...)")

@@ -18,12 +18,16 @@ from eisnn.train import trainer
 from eisnn.train.callbacks import Callback
 from eisnn.train.config import TrainConfig
 from eisnn.train.trainer import Trainer
+from eisnn.train.wandb_log import WandbCallback
 
 
 def config_callbacks(cfg: TrainConfig) -> list[Callback]:
     """The callbacks that ``cfg``'s keys turn on: :class:`DiagnosticsCallback` for
-    ``diagnostics: true``."""
-    return [DiagnosticsCallback()] if cfg.diagnostics else []
+    ``diagnostics: true``, :class:`WandbCallback` for ``wandb`` in ``loggers``."""
+    callbacks: list[Callback] = [DiagnosticsCallback()] if cfg.diagnostics else []
+    if "wandb" in cfg.loggers:
+        callbacks.append(WandbCallback())
+    return callbacks
 
 
 def start_run(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Trainer:

@@ -28,6 +28,7 @@ from ..models import VGG, ResNet, create_model
 from ..models.resnet import RESNET_PLANS
 from ..models.vgg import POOL, VGG_PLANS
 from ..nn.ei import EILayer
+from .hub import resolve_hub
 
 _VGG_MODULES_PER_UNIT = 6  # conv, norm, split-time, LIF, dropout, merge-time
 
@@ -139,7 +140,7 @@ def _read_source(source: Any) -> tuple[Mapping[str, torch.Tensor], dict[str, Any
     """``(state_dict, config)`` from a state dict, a training checkpoint, or a path to either / a
     folder."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
+        path = resolve_hub(source)
         if path.is_dir():
             weights, config_file = path / "model.safetensors", path / "config.json"
             if not weights.is_file():
@@ -250,9 +251,11 @@ def load_reference(
     """Build the eisnn model matching a reference checkpoint, load its weights, mark it initialized.
 
     ``source``: a reference state dict, a training checkpoint dict (``model_state_dict`` +
-    ``config``), or a path to a ``.pth``/``.pt``/``.safetensors`` file or to a folder holding
-    ``model.safetensors`` and ``config.json``. ``config`` overrides the stored config (``T``,
-    ``ei_ratio``, ``neuron.tau``, ``dropout``); architecture and sizes are read from the weights.
+    ``config``), a path to a ``.pth``/``.pt``/``.safetensors`` file or to a folder holding
+    ``model.safetensors`` and ``config.json``, or the name ``hf://<org>/<name>[@<revision>]`` of
+    such a folder published on the Hugging Face Hub (:mod:`eisnn.compat.hub`). ``config``
+    overrides the stored config (``T``, ``ei_ratio``, ``neuron.tau``, ``dropout``); architecture
+    and sizes are read from the weights.
     ``dtype``: the floating-point type of the parameters (default: torch's default dtype); the
     weights are converted to it. The reference's own recordings are float64 (see the parity tests).
     """

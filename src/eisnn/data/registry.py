@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from torch.utils.data import Dataset
 
 from . import transforms as tf
 
-__all__ = ["DatasetInfo", "DATASET_NAMES", "dataset_info", "create_dataset"]
+__all__ = ["DatasetInfo", "DATASET_NAMES", "dataset_info", "dataset_options", "create_dataset"]
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,44 @@ _INFO = {
     "dvs128_gesture": DatasetInfo(11, 2, 48, True, 16),
     "cifar10_dvs": DatasetInfo(10, 2, 48, True, 10),
 }
-DATASET_NAMES: tuple[str, ...] = tuple(_INFO)
+EVENTFOLDER_T = 10
+
+
+def _eventfolder_info(
+    root: Any,
+    split_by: str = "number",
+    cache_dir: Any = None,
+    sensor_size: Sequence[int] | None = None,
+    image_size: int | None = None,
+    val_fraction: float | None = None,
+    split_seed: int = 0,
+) -> DatasetInfo:
+    from .eventfolder import event_folders, input_side, sensor_size_of
+
+    folders = event_folders(root, *_split_args(val_fraction, split_seed))
+    size = sensor_size_of(folders, sensor_size, cache_dir)
+    return DatasetInfo(len(folders.classes), 2, input_side(size, image_size), True, EVENTFOLDER_T)
+
+
+# datasets whose classes and sizes are read from the data: name -> info(root, **options)
+_INFO_FROM_DATA: dict[str, Callable[..., DatasetInfo]] = {"eventfolder": _eventfolder_info}
+DATASET_NAMES: tuple[str, ...] = (*_INFO, *_INFO_FROM_DATA)
 
 
 def _check_name(name: str) -> None:
-    if name not in _INFO:
+    if name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    """Classes, channels, input side, event or not, default T of dataset ``name``."""
+def dataset_info(name: str, root: Any = None, **options: Any) -> DatasetInfo:
+    """Classes, channels, input side, event or not, default T of dataset ``name``.
+
+    A dataset read from a user's folder (``eventfolder``) learns them from ``root`` and the
+    ``options`` it is created with; the others ignore both.
+    """
     _check_name(name)
+    if name in _INFO_FROM_DATA:
+        return _INFO_FROM_DATA[name](root, **options)
     return _INFO[name]
 
 
@@ -133,6 +161,38 @@ def _digits_dvs(root, train, T, augment, split_by: str = "number", cache_dir=Non
     )
 
 
+def _split_args(val_fraction: float | None, split_seed: int) -> tuple[float, int]:
+    from .class_folders import DEFAULT_VAL_FRACTION
+
+    return (DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction), split_seed
+
+
+def _eventfolder(
+    root,
+    train,
+    T,
+    augment,
+    split_by: str = "number",
+    cache_dir=None,
+    sensor_size: Sequence[int] | None = None,
+    image_size: int | None = None,
+    val_fraction: float | None = None,
+    split_seed: int = 0,
+):
+    from .eventfolder import event_folders, eventfolder_dataset, sensor_size_of
+
+    folders = event_folders(root, *_split_args(val_fraction, split_seed))
+    size = sensor_size_of(folders, sensor_size, cache_dir)
+    out = size if image_size is None else (image_size, image_size)
+    transform = _event_transform(
+        partial(tf.eventfolder_train, size=out),
+        partial(tf.event_resize, size=out),
+        train,
+        augment,
+    )
+    return eventfolder_dataset(folders, train, T, split_by, size, cache_dir, transform)
+
+
 def _digits_seq(root, train, T, augment):
     from .digits_seq import digits_seq_dataset
 
@@ -148,7 +208,14 @@ _BUILDERS: dict[str, Callable[..., Dataset]] = {
     "tinyimagenet": _tinyimagenet,
     "dvs128_gesture": _gesture,
     "cifar10_dvs": _cifar10_dvs,
+    "eventfolder": _eventfolder,
 }
+
+
+def dataset_options(name: str) -> tuple[str, ...]:
+    """The keyword options ``create_dataset(name, ...)`` takes."""
+    _check_name(name)
+    return tuple(list(inspect.signature(_BUILDERS[name]).parameters)[4:])
 
 
 def create_dataset(
@@ -160,18 +227,18 @@ def create_dataset(
     Static images: ``x`` float32 ``[C, H, W]`` in [0, 1], no mean/std normalisation, ``T`` unused.
     Event data: ``x`` float32 ``[T, 2, H, W]`` (``T`` defaults to the paper's). ``augment=True``
     applies the paper's training augmentation to the train split; otherwise the evaluation
-    transform. Options: ``image_size`` (digits, tinyimagenet); ``split_by`` ("number" | "time")
-    and ``cache_dir`` (event datasets); ``label_order`` ("numeric" | "paper", dvs128_gesture).
+    transform. Options: ``image_size`` (digits, tinyimagenet, eventfolder); ``split_by``
+    ("number" | "time") and ``cache_dir`` (event datasets); ``label_order`` ("numeric" | "paper",
+    dvs128_gesture); ``sensor_size``, ``val_fraction``, ``split_seed`` (eventfolder, see
+    :mod:`eisnn.data.eventfolder`).
     """
-    info = dataset_info(name)
-    builder = _BUILDERS[name]
-    allowed = list(inspect.signature(builder).parameters)[4:]
+    allowed = dataset_options(name)
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValueError(
             f"dataset {name!r} does not take option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(allowed) or 'none'}"
         )
-    if info.is_event:
-        T = info.default_T if T is None else T
-    return builder(root, train, T, augment, **kwargs)
+    if T is None and (name in _INFO_FROM_DATA or _INFO[name].is_event):
+        T = dataset_info(name, root, **kwargs).default_T
+    return _BUILDERS[name](root, train, T, augment, **kwargs)

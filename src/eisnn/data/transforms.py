@@ -11,6 +11,8 @@ them on whole batches on the device.
   antialiased, so values become averaged counts), flip; evaluation resizes to 48.
 - CIFAR10-DVS: random resized crop 128 (scale 0.7-1, nearest), resize 48, flip, then one of
   roll in [-5, 5] px on both axes, rotation in [-30, 30] degrees, 16 x 16 square cutout.
+- eventfolder: random resized crop at the sensor size (scale 0.7-1, nearest), resize to the
+  input size, flip; evaluation resizes only.
 """
 
 from __future__ import annotations
@@ -84,9 +86,22 @@ def gesture_train(x: Tensor, generator: Generator = None) -> Tensor:
     return _on_frames(x, lambda y: _crop_resize_flip(y, (0.5, 1.0), EVENT_SIZE, generator))
 
 
+def event_resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize every frame to ``size`` (bilinear, antialiased; identity at that size)."""
+    return _on_frames(x, lambda y: resize(y, size))
+
+
 def event_eval(x: Tensor) -> Tensor:
     """Evaluation transform of both DVS datasets: resize to 48 x 48."""
-    return _on_frames(x, lambda y: resize(y, EVENT_SIZE))
+    return event_resize(x, EVENT_SIZE)
+
+
+def eventfolder_train(
+    x: Tensor, generator: Generator = None, size: tuple[int, int] = EVENT_SIZE
+) -> Tensor:
+    """Any event folder: random resized crop at the sensor size (scale 0.7-1, nearest), resize to
+    ``size`` as the DVS datasets do, flip."""
+    return _on_frames(x, lambda y: _crop_resize_flip(y, (0.7, 1.0), size, generator))
 
 
 def _one_of_roll_rotate_cutout(x: Tensor, generator: Generator) -> Tensor:

@@ -16,9 +16,11 @@ the run history (``metrics.csv``), to which a hook may add columns:
 5. ``on_metrics_written(trainer)``: on the main process, after ``metrics.csv`` and the run's
    plots were rewritten from ``trainer.history`` (every epoch end, and when a resumed trainer
    is built).
+6. ``on_close(trainer)``: once, when the trainer is closed.
 
 Some config keys are implemented by a callback (``diagnostics: true`` by
-:class:`eisnn.diagnostics.DiagnosticsCallback`). Such a callback names its key in
+:class:`eisnn.diagnostics.DiagnosticsCallback`, ``wandb`` in ``loggers`` by
+:class:`eisnn.train.wandb_log.WandbCallback`). Such a callback names its key in
 ``config_key``; a trainer whose config turns the key on without that callback refuses to start
 (:func:`check_config_keys`); :func:`eisnn.run.config_callbacks` builds them from a config.
 """
@@ -34,8 +36,11 @@ from eisnn.train.config import ConfigError, TrainConfig
 if TYPE_CHECKING:
     from eisnn.train.trainer import Trainer
 
-#: Config keys that only a callback implements (each a boolean key that turns it on).
-CALLBACK_KEYS: tuple[str, ...] = ("diagnostics",)
+#: What only a callback implements: its key -> (whether a config turns it on, the setting).
+CALLBACK_KEYS: dict[str, tuple[Callable[[TrainConfig], bool], str]] = {
+    "diagnostics": (lambda cfg: cfg.diagnostics, "diagnostics: true"),
+    "wandb": (lambda cfg: "wandb" in cfg.loggers, "wandb in loggers"),
+}
 
 
 class Callback:
@@ -62,6 +67,9 @@ class Callback:
     def on_metrics_written(self, trainer: Trainer) -> None:
         """After ``metrics.csv`` and the plots were rewritten (main process only)."""
 
+    def on_close(self, trainer: Trainer) -> None:
+        """When the trainer is closed."""
+
 
 #: Builds a run's callbacks from its config (for a resumed run, the config of its checkpoint).
 CallbackFactory = Callable[[TrainConfig], Sequence[Callback]]
@@ -76,10 +84,10 @@ def check_config_keys(cfg: TrainConfig, callbacks: Sequence[Callback]) -> None:
     """Raise :class:`ConfigError` when ``cfg`` turns on a key of ``CALLBACK_KEYS`` and no
     callback implements it (the key would otherwise do nothing)."""
     served = {callback.config_key for callback in callbacks}
-    for key in CALLBACK_KEYS:
-        if getattr(cfg, key) and key not in served:
+    for key, (wanted, setting) in CALLBACK_KEYS.items():
+        if wanted(cfg) and key not in served:
             raise ConfigError(
-                f"{key}: true needs its callback, and this trainer was given none; "
+                f"{setting} needs its callback, and this trainer was given none; "
                 f"start the run with eisnn.run.start_run (as `eisnn train` does) or "
                 f"pass callbacks=eisnn.run.config_callbacks(cfg)"
             )

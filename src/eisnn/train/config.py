@@ -31,6 +31,10 @@ class ConfigError(UserError, ValueError):
     """A bad configuration: unknown key, wrong type or impossible value (one line)."""
 
 
+#: Where a run's epoch metrics can go (``loggers``).
+LOGGERS = ("tensorboard", "csv", "wandb")
+
+
 def _model_names() -> list[str]:
     from eisnn.models import list_models
 
@@ -70,6 +74,8 @@ def _key(
         "model_kwarg": model_kwarg,
         "help": help,
     }
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -85,6 +91,15 @@ class TrainConfig:
     name: str | None = _key(None, help="run directory name (default: <model>-<dataset>-<time>)")
     image_size: int | None = _key(None, ge=1, help="input size (default: the dataset's)")
     augment: bool = _key(True, help="training augmentation of the dataset")
+    split_by: str | None = _key(
+        None, choices=("number", "time"), help="event frames: equal event counts or equal times"
+    )
+    sensor_size: list[int] | None = _key(
+        None, ge=1, help="eventfolder: the sensor's [H, W] (null: max y, x + 1 of the data)"
+    )
+    val_fraction: float | None = _key(
+        None, gt=0.0, lt=1.0, help="a folder without train/ and val/: held-out share (null: 0.1)"
+    )
     # time and optimisation
     T: int = _key(4, ge=1, help="number of time steps")
     epochs: int = _key(300, ge=1)
@@ -166,6 +181,12 @@ class TrainConfig:
     cpu_threads: int | None = _key(None, ge=1, help="torch CPU threads (null: torch's default)")
     eval_every: int = _key(1, ge=1, help="evaluate on the test set every N epochs (and the last)")
     progress: bool = _key(True, help="show a progress bar per epoch")
+    loggers: list[str] = _key(
+        ["tensorboard", "csv"],
+        choices=LOGGERS,
+        help="where epoch metrics go: tensorboard/, metrics.csv, Weights & Biases (wandb)",
+    )
+    wandb_project: str = _key("eisnn", help="loggers with wandb: the W&B project")
     histograms: bool = _key(True, help="TensorBoard firing-rate and weight histograms")
     plots: bool = _key(
         True, help="redraw the PNG plots every epoch (`eisnn plot RUN_DIR` draws them later)"
@@ -280,8 +301,9 @@ def _check_choice(f: dataclasses.Field, value: Any) -> None:
     if choices is None or value is None:
         return
     allowed = list(choices() if callable(choices) else choices)
-    if value not in allowed:
-        raise ConfigError(f"{f.name}: {value!r} is not one of {', '.join(allowed)}")
+    for item in value if isinstance(value, list) else [value]:
+        if item not in allowed:
+            raise ConfigError(f"{f.name}: {item!r} is not one of {', '.join(allowed)}")
 
 
 def _check_model_options(cfg: TrainConfig) -> None:
@@ -381,5 +403,6 @@ def describe() -> str:
         type_name = (
             str(_HINTS[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
         )
-        lines.append(f"{f.name}: {type_name} = {f.default!r}{allowed}  {m['help']}".rstrip())
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        lines.append(f"{f.name}: {type_name} = {default!r}{allowed}  {m['help']}".rstrip())
     return "\n".join(lines)

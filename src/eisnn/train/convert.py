@@ -81,11 +81,12 @@ def config_from_reference(ref: dict[str, Any], overrides: Iterable[str] = ()) ->
 def load_model(
     source: str | Path, overrides: Iterable[str] = (), data_dir: str | None = None
 ) -> tuple[nn.Module, TrainConfig]:
-    """``(model, config)`` from an eisnn checkpoint or any reference checkpoint form."""
-    from eisnn.compat import load_reference
+    """``(model, config)`` from an eisnn checkpoint or any reference checkpoint form (a published
+    folder also by its ``hf://`` name)."""
+    from eisnn.compat import load_reference, resolve_hub
     from eisnn.train.factory import build_model
 
-    path = Path(source)
+    path = resolve_hub(source)
     if not path.exists():
         raise InputNotFoundError(f"no checkpoint or reference folder at {path}")
     if path.is_dir() and not (path / "model.safetensors").is_file():

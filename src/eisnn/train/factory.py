@@ -54,19 +54,35 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def image_size(cfg: TrainConfig) -> int:
+#: Config keys passed to ``create_dataset`` (and ``dataset_info``) when set (not null).
+DATA_KEYS = ("image_size", "split_by", "sensor_size", "val_fraction")
+
+
+def dataset_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """The dataset options ``cfg`` sets; a dataset that does not take one rejects it."""
+    return {key: getattr(cfg, key) for key in DATA_KEYS if getattr(cfg, key) is not None}
+
+
+def data_info(cfg: TrainConfig):
+    """``dataset_info`` of the config's dataset (read from ``data_dir`` for a user's folder)."""
     from eisnn.data import dataset_info
 
-    return cfg.image_size if cfg.image_size is not None else dataset_info(cfg.dataset).image_size
+    try:
+        return dataset_info(cfg.dataset, cfg.data_dir, **dataset_kwargs(cfg))
+    except ValueError as err:  # a damaged or misplaced file, named by the data module
+        raise DatasetError(f"dataset {cfg.dataset} in {cfg.data_dir}: {err}") from None
+
+
+def image_size(cfg: TrainConfig) -> int:
+    return cfg.image_size if cfg.image_size is not None else data_info(cfg).image_size
 
 
 def build_model(cfg: TrainConfig) -> nn.Module:
     """``create_model`` with the dataset's classes/channels and the config's model options; a VGG
     for an event dataset is marked ``event_frames`` (its reference layout, ``eisnn.compat``)."""
-    from eisnn.data import dataset_info
     from eisnn.models import VGG, create_model
 
-    info = dataset_info(cfg.dataset)
+    info = data_info(cfg)
     kwargs = {**cfg.model_kwargs(), "image_size": image_size(cfg)}
     try:
         model = create_model(
@@ -81,12 +97,9 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 
 def build_dataset(cfg: TrainConfig, train: bool) -> Dataset:
     """The train or test split; event datasets are integrated into ``T`` frames."""
-    from eisnn.data import create_dataset, dataset_info
+    from eisnn.data import create_dataset
 
-    info = dataset_info(cfg.dataset)
-    kwargs: dict[str, Any] = {}
-    if cfg.image_size is not None:
-        kwargs["image_size"] = cfg.image_size
+    info = data_info(cfg)
     try:
         return create_dataset(
             cfg.dataset,
@@ -94,7 +107,7 @@ def build_dataset(cfg: TrainConfig, train: bool) -> Dataset:
             train=train,
             T=cfg.T if info.is_event else None,
             augment=cfg.augment and train,
-            **kwargs,
+            **dataset_kwargs(cfg),
         )
     except ValueError as err:  # a damaged or misplaced file, named by the data module
         raise DatasetError(f"dataset {cfg.dataset} in {cfg.data_dir}: {err}") from None

@@ -1,4 +1,5 @@
-"""Run logging: ``metrics.csv`` (one row per epoch) and TensorBoard event files.
+"""Run logging: ``metrics.csv`` (one row per epoch) and TensorBoard event files (W&B:
+:mod:`eisnn.train.wandb_log`).
 
 The CSV is rewritten atomically from the whole history every epoch, so after a resume it
 never holds rows of epochs that the checkpoint does not know about.
@@ -64,7 +65,7 @@ class TensorBoardLog:
     def scalars(self, row: dict[str, Any], epoch: int) -> None:
         for key, value in row.items():
             if key != "epoch" and isinstance(value, (int, float)):
-                self.writer.add_scalar(_tag(key), value, epoch)
+                self.writer.add_scalar(metric_tag(key), value, epoch)
 
     def histograms(
         self, model: nn.Module, neuron_rates: dict[str, torch.Tensor], epoch: int
@@ -83,7 +84,7 @@ class TensorBoardLog:
         self.writer.close()
 
 
-def _tag(key: str) -> str:
+def metric_tag(key: str) -> str:
     """``train_loss`` -> ``train/loss``; ``rate/layers.1`` stays."""
     if "/" in key:
         return key

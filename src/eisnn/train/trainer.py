@@ -12,7 +12,8 @@ Under ``torchrun`` the same loop runs in every process with DistributedDataParal
 (shared E-I Init, data parts, reduced metrics, rank 0 writes) live in
 :mod:`eisnn.train.distributed`.
 
-Run directory layout::
+Run directory layout (``metrics.csv`` and ``tensorboard/`` as ``loggers`` asks; a resume reads
+its history from the checkpoint, not from them)::
 
     config.yaml  metrics.csv  tensorboard/  checkpoints/{last,best}.pt  plots/*.png
 
@@ -145,7 +146,7 @@ class Trainer:
                 self.run_dir / "tensorboard",
                 purge_step=self.epoch + 1 if checkpoint is not None else None,
             )
-            if self.ranks.is_main
+            if self.ranks.is_main and "tensorboard" in cfg.loggers
             else NullLog()
         )
         for callback in self.callbacks:
@@ -209,6 +210,8 @@ class Trainer:
 
     def close(self) -> None:
         self.tb.close()
+        for callback in self.callbacks:
+            callback.on_close(self)
         self.ranks.close()
 
     def _run_epoch(self, epoch: int) -> None:
@@ -372,7 +375,8 @@ class Trainer:
     def _write_tables(self) -> None:
         if not self.ranks.is_main:
             return
-        write_metrics_csv(self.history, self.run_dir / "metrics.csv")
+        if "csv" in self.cfg.loggers:
+            write_metrics_csv(self.history, self.run_dir / "metrics.csv")
         if self.cfg.plots:
             plot_run(self.history, self.run_dir / "plots")
         for callback in self.callbacks:
