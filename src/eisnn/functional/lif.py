@@ -169,20 +169,25 @@ def lif_backward(
     v_threshold: float,
     surrogate: str,
     alpha: float,
-    kernel: bool,
+    saved_input: bool,
 ) -> torch.Tensor:
-    """``dL/dX`` from ``dL/dS`` and what ``lif_forward`` saved: the input ``X`` if a kernel
-    computed it (``kernel``: the same kernels recompute ``H``), else the membranes ``H``."""
-    kernels = device_kernels(saved, kernel)
-    if kernels is not None:
-        return kernels.lif_backward(
-            saved, grad_spikes.to(saved.dtype), tau, v_threshold, surrogate, alpha
-        )
+    """``dL/dX`` from ``dL/dS`` and what ``lif_forward`` saved: the membranes ``H``, or the input
+    ``X`` (``saved_input``; the device's kernels recompute ``H`` from it, else the PyTorch loop
+    does first)."""
+    if saved_input:
+        kernels = device_kernels(saved, kernel=True)
+        if kernels is not None:
+            return kernels.lif_backward(
+                saved, grad_spikes.to(saved.dtype), tau, v_threshold, surrogate, alpha
+            )
+        h = torch.empty_like(saved)
+        _lif_forward(saved, tau, v_threshold, h)
+        saved = h
     return _lif_backward_loop(saved, grad_spikes, tau, v_threshold, surrogate, alpha)
 
 
 @lif_backward.register_fake
-def _lif_backward_fake(grad_spikes, saved, tau, v_threshold, surrogate, alpha, kernel):
+def _lif_backward_fake(grad_spikes, saved, tau, v_threshold, surrogate, alpha, saved_input):
     """Shape and dtype of ``lif_backward``'s output."""
     return torch.empty_like(saved)
 
@@ -196,8 +201,8 @@ def _lif_setup_context(ctx, inputs, output) -> None:
     _, h = output
     ctx.mark_non_differentiable(h)
     ctx.set_materialize_grads(False)
-    ctx.kernel = device_kernels(x, kernel) is not None
-    ctx.save_for_backward(x if ctx.kernel else h)
+    ctx.saved_input = device_kernels(x, kernel) is not None
+    ctx.save_for_backward(x if ctx.saved_input else h)
     ctx.options = (tau, v_threshold, surrogate, alpha)
 
 
@@ -208,7 +213,7 @@ def _lif_backward(ctx, grad_spikes: torch.Tensor | None, _grad_h: None) -> tuple
     if grad_spikes is None:
         return (None,) * 7
     (saved,) = ctx.saved_tensors
-    grad_x = lif_backward(grad_spikes, saved, *ctx.options, ctx.kernel)
+    grad_x = lif_backward(grad_spikes, saved, *ctx.options, ctx.saved_input)
     return grad_x, None, None, None, None, None, None
 
 
