@@ -4,7 +4,8 @@ implementation tier computes them.
 Tiers, from the reference down (each tested against the one above):
 
 - ``eager``: the equations as PyTorch expressions, differentiated by autograd (``ei``, ``lif``);
-- ``fused``: one autograd node per operation with a hand-written backward, in PyTorch ops;
+- ``fused``: one custom operation (``eisnn::...``) per operation with a hand-written backward, in
+  PyTorch ops;
 - ``kernel``: the fused node with its element-wise work in the device's one-pass kernels where
   they take the tensor (``devices.device_kernels``: C on CPU, Triton on CUDA, contiguous
   float32; else the node's PyTorch ops).
