@@ -96,6 +96,12 @@ def test_lif_operation_saves_the_input_for_the_kernels_else_the_membranes(
         assert EF.lif_multistep(x).grad_fn is None
 
 
+def test_lif_operation_without_saved_state_refuses_a_gradient_in_words() -> None:
+    x = _lif_input(torch.float64).requires_grad_()
+    with pytest.raises(RuntimeError, match="save_state=False cannot be differentiated"):
+        OPS.lif_forward(x, 2.0, 1.0, "sigmoid", 4.0, False, False)
+
+
 def test_export_of_an_ei_network_in_eval_mode() -> None:
     """``torch.export`` traces an initialized E-I VGG with the operations as single nodes; the
     exported program computes the eager logits on another input."""
