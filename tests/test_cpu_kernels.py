@@ -12,6 +12,7 @@ import torch
 
 from eisnn import functional as EF
 from eisnn.functional import cpu_kernels
+from eisnn.functional.devices import device_kernels
 from eisnn.functional.tiers import select_tier
 
 pytestmark = pytest.mark.skipif(
@@ -81,14 +82,20 @@ def test_kernels_match_float64_reference(monkeypatch) -> None:
 
 
 def test_non_contiguous_and_other_dtypes_use_the_loop(monkeypatch) -> None:
+    """The tier allows kernels; the device dispatch takes them for contiguous float32 CPU
+    tensors only."""
     monkeypatch.setenv("EISNN_CPU_KERNELS", "1")
     x = torch.rand(4, 6, 5)
-    assert select_tier(x) == "kernel"
-    assert select_tier(x.transpose(1, 2)) == "fused"
-    assert select_tier(x.double()) == "fused"
-    assert select_tier(x, kernel_ready=False) == "fused"  # e.g. a surrogate the kernels lack
+    assert select_tier() == "kernel" and select_tier(kernel_ready=False) == "fused"
+    with EF.use_tier("fused"):
+        assert select_tier() == "fused"
+    assert device_kernels(x, kernel=True) is cpu_kernels
+    assert device_kernels(x, kernel=False) is None
+    assert device_kernels(x.transpose(1, 2), kernel=True) is None
+    assert device_kernels(x.double(), kernel=True) is None
+    assert device_kernels(x.bfloat16(), kernel=True) is None
     monkeypatch.setenv("EISNN_CPU_KERNELS", "0")
-    assert select_tier(x) == "fused"
+    assert device_kernels(x, kernel=True) is None
     assert torch.equal(
         EF.lif_multistep(x.transpose(1, 2)), EF.lif_multistep_eager(x.transpose(1, 2))
     )

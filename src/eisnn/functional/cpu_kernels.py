@@ -7,6 +7,8 @@ by a hash of the source and flags and written atomically, and loaded with ``ctyp
 runs on ``torch.get_num_threads()`` OpenMP threads. Where no compiler is found,
 the build fails, or ``EISNN_CPU_KERNELS=0``, ``usable`` is false and ``functional.ei_fused`` and
 ``functional.lif`` run the same maths as PyTorch element-wise ops (one warning says why).
+``functional.devices`` chooses them for CPU tensors; ``triton_kernels`` has the same functions for
+CUDA.
 
     ei_forward:    a = I_EE - sub, out = g a / stabilize(div) + b        (bit-identical to PyTorch)
     ei_backward:   dI_EE = g G / q, g G a / q^2 (= -dL/d div), sums of G a / q and of G
@@ -119,15 +121,17 @@ def _load() -> ctypes.CDLL | None:
 
 
 def usable(x: torch.Tensor) -> bool:
-    """Whether the kernels compute on ``x``: a contiguous float32 CPU tensor, eager mode, kernels
-    built."""
+    """Whether the kernels compute on ``x``: a contiguous float32 CPU tensor, kernels built.
+
+    Reads metadata only (a fake tensor under ``torch.compile`` gets the same answer as the real
+    one): the kernels run inside the custom operations, which compiled graphs call as they are."""
     if (
         os.environ.get("EISNN_CPU_KERNELS", "1") == "0"
         or x.device.type != "cpu"
         or x.dtype != torch.float32
     ):
         return False
-    if torch.compiler.is_compiling() or not x.is_contiguous() or x.dim() < 1:
+    if not x.is_contiguous() or x.dim() < 1:
         return False
     return _load() is not None
 

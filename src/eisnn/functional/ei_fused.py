@@ -1,4 +1,5 @@
-"""Fused E-I integration: the maths of ``ei.ei_integrate_eager`` as one autograd node.
+"""Fused E-I integration: the maths of ``ei.ei_integrate_eager`` as one custom operation with a
+hand-written backward (``eisnn::ei_fused_forward``, its autograd ``eisnn::ei_fused_backward``).
 
 The layer's input map produces the stacked currents ``[I_EE; I_I]`` (``[N, n_E + n_I, ...]``)
 in one convolution. From them, per position::
@@ -9,23 +10,27 @@ in one convolution. From them, per position::
 The forward saves the balanced current ``a = I_EE - sub`` (in the buffer of ``sub``), a copy of
 ``I_I`` and one row minimum per sample: as much memory as the stacked currents, which are then
 freed. The backward recomputes ``div`` only and derives every gradient from it, reusing its
-buffer. The element-wise part is one pass of a C kernel on float32 CPU tensors
-(``cpu_kernels``), else PyTorch ops that round the same way:
+buffer. The element-wise part is one pass of the device's kernels (``devices.device_kernels``:
+C on CPU, Triton on CUDA, float32), else PyTorch ops that round the same way:
 
     G_q   = G / q                      (q = stabilize(div), G = dL/dI_int)
     dI_EE = g_E * G_q = -d sub,   d div = -g_E * G_q * (I_EE - sub) / q   (straight-through)
     dg_E  = sum G_q * (I_EE - sub),   db_E = sum G
 
-The stabilization is ``ei.stabilize_`` (no host synchronization, no boolean masks). The node
-computes hidden layers with the paper's ReLU I units and a straight-through (or no) replacement;
-``tiers`` sends every other configuration to the eager reference.
+The stabilization is ``ei.stabilize_`` (no host synchronization, no boolean masks). The
+operation computes hidden layers with the paper's ReLU I units and a straight-through (or no)
+replacement; ``tiers`` sends every other configuration to the eager reference. Being custom
+operations with fake (shape-only) implementations, ``torch.compile(fullgraph=True)`` and
+``torch.export`` keep them as single nodes of their graphs.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-from . import cpu_kernels
+from .devices import device_kernels
 from .ei import split_currents, stabilize_
 from .first_order import first_order_only
 from .tuning import FLAT_POSITIONS
@@ -63,78 +68,137 @@ def _mix_weight_grad(x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     return torch.bmm(grad, x.transpose(1, 2)).sum(0)
 
 
-class _EIIntegrate(torch.autograd.Function):
-    """``g_E * (I_EE - sub) / q + b_E`` from the stacked currents, saving ``a = I_EE - sub`` and
-    ``I_I``."""
+@torch.library.custom_op("eisnn::ei_fused_forward", mutates_args=())
+def ei_fused_forward(
+    currents: torch.Tensor,
+    w_ei: torch.Tensor,
+    w_gi: torch.Tensor,
+    g_e: torch.Tensor,
+    b_e: torch.Tensor,
+    n_excitatory: int,
+    mode: str,
+    epsilon: float,
+    kernel: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(I_int, a, I_I, row_min)`` of the stacked currents ``[N, n_E + n_I, ...]``: the output
+    ``g_E a / q + b_E`` (``a = I_EE - sub``) and the state its backward needs: ``a``, a copy of
+    ``I_I`` (both ``[N, -1, P]``) and the adaptive mode's row minima ``[N, 1, 1]`` (zeros in the
+    other modes). The element-wise pass runs in ``devices.device_kernels`` when ``kernel``."""
+    shape = currents.shape
+    c3 = currents.reshape(shape[0], shape[1], -1)
+    dtype = c3.dtype
+    i_ee, i_i = split_currents(c3, n_excitatory)
+    i_i = i_i.clone(memory_format=torch.contiguous_format)  # the currents can be freed
+    sub, div = _mix(w_ei.to(dtype), i_i), _mix(w_gi.to(dtype), i_i)
+    g, b = g_e.to(dtype), b_e.to(dtype)
+    kernels = device_kernels(c3, kernel)
+    if kernels is not None:
+        out, row_min = kernels.ei_forward(i_ee, sub, div, g, b, mode, epsilon)
+    else:
+        row_min = stabilize_(div, mode, epsilon)
+        if row_min is None:
+            row_min = sub.new_zeros(shape[0], 1, 1)
+        out = torch.mul(torch.sub(i_ee, sub, out=sub), g.view(1, -1, 1))
+        torch.addcdiv(b.view(1, -1, 1), out, div, out=out)
+    return out.view(shape[0], n_excitatory, *shape[2:]), sub, i_i, row_min
 
-    @staticmethod
-    def forward(
-        ctx,
-        currents,
-        w_ei,
-        w_gi,
-        g_e,
-        b_e,
-        n_excitatory: int,
-        mode: str,
-        epsilon: float,
-        kernel: bool,
-    ):  # type: ignore[override]
-        shape = currents.shape
-        c3 = currents.reshape(shape[0], shape[1], -1)
-        dtype = c3.dtype
-        i_ee, i_i = split_currents(c3, n_excitatory)
-        i_i = i_i.clone(memory_format=torch.contiguous_format)  # frees the currents
-        sub, div = _mix(w_ei.to(dtype), i_i), _mix(w_gi.to(dtype), i_i)
-        g, b = g_e.to(dtype), b_e.to(dtype)
-        ctx.kernel = kernel
-        if kernel:
-            out, row_min = cpu_kernels.ei_forward(i_ee, sub, div, g, b, mode, epsilon)
-        else:
-            row_min = stabilize_(div, mode, epsilon)
-            out = torch.mul(torch.sub(i_ee, sub, out=sub), g.view(1, -1, 1))
-            torch.addcdiv(b.view(1, -1, 1), out, div, out=out)
-        ctx.save_for_backward(sub, i_i, w_ei, w_gi, g_e, row_min)
-        ctx.shape, ctx.mode, ctx.epsilon = shape, mode, epsilon
-        return out.view(shape[0], n_excitatory, *shape[2:])
 
-    @staticmethod
-    @first_order_only("ei_integrate_eager")
-    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        a, i_i, w_ei, w_gi, g_e, row_min = ctx.saved_tensors
-        shape, mode = ctx.shape, ctx.mode
-        n_e = a.shape[1]
-        w_ei_c, w_gi_c, g = w_ei.to(a.dtype), w_gi.to(a.dtype), g_e.to(a.dtype)
-        div = _mix(w_gi_c, i_i)
-        grad = grad_out.reshape(a.shape)
-        grad_currents = a.new_empty(shape[0], shape[1], a.shape[2])
-        grad_ee = grad_currents[:, :n_e]
-        if ctx.kernel:
-            grad_g_e, grad_b_e = cpu_kernels.ei_backward(
-                grad.contiguous().to(a.dtype), a, div, grad_ee, g, row_min, mode, ctx.epsilon
-            )
-        else:
-            stabilize_(div, mode, ctx.epsilon, row_min)
-            grad_ee.copy_(grad).div_(div)  # G / q
-            product = torch.mul(a, grad_ee)  # G/q * (I_EE - sub)
-            grad_g_e, grad_b_e = product.sum(dim=(0, 2)), grad.sum(dim=(0, 2))
-            torch.div(product.mul_(g.view(1, -1, 1)), div, out=div)
-            grad_ee.mul_(g.view(1, -1, 1))  # dI_EE = -d sub
-        minus_grad_div = div  # g G (I_EE - sub) / q^2 = -dL/d div (straight-through)
-        grad_currents[:, n_e:] = _mix(
-            -w_gi_c.t(), minus_grad_div, accumulate=_mix(-w_ei_c.t(), grad_ee)
+@ei_fused_forward.register_fake
+def _ei_fused_forward_fake(currents, w_ei, w_gi, g_e, b_e, n_excitatory, mode, epsilon, kernel):
+    """Shapes and dtypes of ``ei_fused_forward``'s outputs."""
+    n, channels, positions = currents.shape[0], currents.shape[1], math.prod(currents.shape[2:])
+    return (
+        currents.new_empty(n, n_excitatory, *currents.shape[2:]),
+        currents.new_empty(n, n_excitatory, positions),
+        currents.new_empty(n, channels - n_excitatory, positions),
+        currents.new_empty(n, 1, 1),
+    )
+
+
+@torch.library.custom_op("eisnn::ei_fused_backward", mutates_args=())
+def ei_fused_backward(
+    grad_out: torch.Tensor,
+    a: torch.Tensor,
+    i_i: torch.Tensor,
+    w_ei: torch.Tensor,
+    w_gi: torch.Tensor,
+    g_e: torch.Tensor,
+    row_min: torch.Tensor,
+    mode: str,
+    epsilon: float,
+    kernel: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients ``(d currents [N, n_E + n_I, P], d W_EI, d W_GI, d g_E, d b_E)`` from ``G =
+    dL/dI_int`` and the state ``ei_fused_forward`` saved; ``div`` is recomputed."""
+    n_e = a.shape[1]
+    w_ei_c, w_gi_c, g = w_ei.to(a.dtype), w_gi.to(a.dtype), g_e.to(a.dtype)
+    div = _mix(w_gi_c, i_i)
+    grad = grad_out.reshape(a.shape)
+    grad_currents = a.new_empty(a.shape[0], n_e + i_i.shape[1], a.shape[2])
+    grad_ee = grad_currents[:, :n_e]
+    kernels = device_kernels(a, kernel)
+    if kernels is not None:
+        grad_g_e, grad_b_e = kernels.ei_backward(
+            grad.contiguous().to(a.dtype), a, div, grad_ee, g, row_min, mode, epsilon
         )
-        return (
-            grad_currents.view(shape),
-            (-_mix_weight_grad(i_i, grad_ee)).to(w_ei.dtype),
-            (-_mix_weight_grad(i_i, minus_grad_div)).to(w_gi.dtype),
-            grad_g_e.to(g_e.dtype),
-            grad_b_e.to(g_e.dtype),
-            None,
-            None,
-            None,
-            None,
-        )
+    else:
+        stabilize_(div, mode, epsilon, row_min)
+        grad_ee.copy_(grad).div_(div)  # G / q
+        product = torch.mul(a, grad_ee)  # G/q * (I_EE - sub)
+        grad_g_e, grad_b_e = product.sum(dim=(0, 2)), grad.sum(dim=(0, 2))
+        torch.div(product.mul_(g.view(1, -1, 1)), div, out=div)
+        grad_ee.mul_(g.view(1, -1, 1))  # dI_EE = -d sub
+    minus_grad_div = div  # g G (I_EE - sub) / q^2 = -dL/d div (straight-through)
+    grad_currents[:, n_e:] = _mix(
+        -w_gi_c.t(), minus_grad_div, accumulate=_mix(-w_ei_c.t(), grad_ee)
+    )
+    return (
+        grad_currents,
+        (-_mix_weight_grad(i_i, grad_ee)).to(w_ei.dtype),
+        (-_mix_weight_grad(i_i, minus_grad_div)).to(w_gi.dtype),
+        grad_g_e.to(g_e.dtype),
+        grad_b_e.to(g_e.dtype),
+    )
+
+
+@ei_fused_backward.register_fake
+def _ei_fused_backward_fake(grad_out, a, i_i, w_ei, w_gi, g_e, row_min, mode, epsilon, kernel):
+    """Shapes and dtypes of ``ei_fused_backward``'s outputs."""
+    n, n_e, positions = a.shape
+    return (
+        a.new_empty(n, n_e + i_i.shape[1], positions),
+        torch.empty_like(w_ei),
+        torch.empty_like(w_gi),
+        torch.empty_like(g_e),
+        torch.empty_like(g_e),
+    )
+
+
+def _ei_setup_context(ctx, inputs, output) -> None:
+    """Save ``a``, ``I_I``, the row minima and the weights; only the first output has a
+    gradient."""
+    _, w_ei, w_gi, g_e, _, _, mode, epsilon, kernel = inputs
+    _, a, i_i, row_min = output
+    ctx.mark_non_differentiable(a, i_i, row_min)
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(a, i_i, w_ei, w_gi, g_e, row_min)
+    ctx.shape, ctx.mode, ctx.epsilon, ctx.kernel = inputs[0].shape, mode, epsilon, kernel
+
+
+@first_order_only("eisnn::ei_fused_forward", "ei_integrate_eager")
+def _ei_backward(ctx, grad_out: torch.Tensor | None, *_state_grads: None) -> tuple:
+    """Gradients of ``ei_fused_forward``'s inputs (``ei_fused_backward``); none for an undefined
+    output gradient."""
+    if grad_out is None:
+        return (None,) * 9
+    a, i_i, w_ei, w_gi, g_e, row_min = ctx.saved_tensors
+    grad_currents, *grads = ei_fused_backward(
+        grad_out, a, i_i, w_ei, w_gi, g_e, row_min, ctx.mode, ctx.epsilon, ctx.kernel
+    )
+    return (grad_currents.view(ctx.shape), *grads, None, None, None, None)
+
+
+ei_fused_forward.register_autograd(_ei_backward, setup_context=_ei_setup_context)
 
 
 def fused_supported(readout: bool, stabilization: str, ste: bool) -> bool:
@@ -160,6 +224,6 @@ def ei_integrate_fused(
     when ``kernel`` (``tiers`` decides: a contiguous float32 CPU tensor), else in PyTorch ops.
     Same result as ``ei_integrate_eager`` to float rounding, straight-through estimator included."""
     w_gi = w_ei * g_i.view(1, -1)
-    return _EIIntegrate.apply(
+    return ei_fused_forward(
         currents, w_ei, w_gi, g_e, b_e, n_excitatory, stabilization, epsilon, kernel
-    )
+    )[0]

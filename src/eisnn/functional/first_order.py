@@ -1,4 +1,4 @@
-"""A guard for autograd nodes whose backward is a fused first-order computation.
+"""A guard for operations whose backward is a fused first-order computation.
 
 Such a backward (``out=`` and in-place ops, C kernels) returns gradients without a graph. Asked
 for one (``create_graph=True``, as for a second derivative or a gradient penalty), it could
@@ -18,14 +18,13 @@ import torch
 Backward = Callable[..., Any]
 
 
-def first_order_only(reference: str) -> Callable[[Backward], Backward]:
-    """Decorate the ``backward`` of a ``torch.autograd.Function``: it raises a ``RuntimeError``
-    when run with grad mode on (``create_graph=True``); ``reference`` names the eager function
-    of :mod:`eisnn.functional` that computes the same maths and can be differentiated twice."""
+def first_order_only(node: str, reference: str) -> Callable[[Backward], Backward]:
+    """Decorate the ``backward(ctx, *grads)`` of the operation ``node`` (a custom operation's
+    registered autograd): it raises a ``RuntimeError`` when run with grad mode on
+    (``create_graph=True``); ``reference`` names the eager function of :mod:`eisnn.functional`
+    that computes the same maths and can be differentiated twice."""
 
     def decorate(backward: Backward) -> Backward:
-        node = backward.__qualname__.rsplit(".", 1)[0]
-
         @functools.wraps(backward)
         def guarded(ctx: Any, *grad_outputs: torch.Tensor) -> Any:
             if torch.is_grad_enabled():

@@ -14,20 +14,21 @@ The backward pass uses the surrogate derivative of the step (``functional.surrog
 
 ``lif_step`` is one step with explicit state (for layers that loop over time themselves). Two
 implementations of the multi-step neuron: ``lif_multistep_eager`` (a loop of ``lif_step``
-differentiated by autograd, the reference) and ``lif_multistep_fused`` (one autograd node). The
-fused node runs the one-pass C kernels of ``cpu_kernels`` when told to (``tiers`` decides: float32
-CPU tensors; the backward recomputes ``H`` from the saved input); else (CUDA, other dtypes,
-``torch.compile``, no C compiler) a loop of PyTorch ops into preallocated buffers that saves
-``H``. Both round the membrane exactly like the eager loop, so spikes are bit-identical; the
-backward agrees to float rounding (the surrogate's product is evaluated in another order, and the
-kernel's ``exp`` is within 2 ulp).
+differentiated by autograd, the reference) and ``lif_multistep_fused``: one custom operation
+(``eisnn::lif_forward``, its autograd ``eisnn::lif_backward``, fake implementations for
+``torch.compile`` and ``torch.export``). It runs the device's one-pass kernels when told to
+(``tiers`` decides; ``devices.device_kernels`` picks C on CPU, Triton on CUDA, for float32; the
+backward recomputes ``H`` from the saved input); else (other dtypes, no kernels) a loop of
+PyTorch ops into preallocated buffers that saves ``H``. Both round the membrane exactly like the
+eager loop, so spikes are bit-identical; the backward agrees to float rounding (the surrogate's
+product is evaluated in another order, and the kernel's ``exp`` is within 2 ulp).
 """
 
 from __future__ import annotations
 
 import torch
 
-from . import cpu_kernels
+from .devices import device_kernels
 from .first_order import first_order_only
 from .surrogate import spike, surrogate_derivative
 
@@ -107,54 +108,116 @@ def _add_spike_grad(
     torch.add(grad_v, u, alpha=alpha, out=out)
 
 
-class _LIFMultistep(torch.autograd.Function):
-    """The LIF over ``T`` steps as one autograd node that saves one tensor: the input ``X`` for
-    the CPU kernels, else ``H``."""
+def _lif_backward_loop(
+    h: torch.Tensor,
+    grad_spikes: torch.Tensor,
+    tau: float,
+    v_threshold: float,
+    surrogate: str,
+    alpha: float,
+) -> torch.Tensor:
+    """``dL/dX`` from the membranes ``H`` and ``dL/dS``: the backward recurrence, as PyTorch ops
+    into preallocated buffers."""
+    grad_x = torch.empty_like(h)
+    grad_v = torch.zeros_like(h[0])
+    u = torch.empty_like(h[0])
+    for t in range(h.shape[0] - 1, -1, -1):
+        torch.sub(h[t], v_threshold, out=u)
+        grad_h = grad_x[t]
+        _add_spike_grad(grad_v, grad_spikes[t], u, surrogate, alpha, out=grad_h)
+        if tau == 2.0:
+            torch.mul(grad_h, 0.5, out=grad_v)
+        else:
+            torch.div(grad_h, tau, out=grad_v)
+            torch.sub(grad_h, grad_v, out=grad_v)
+    return grad_x
 
-    @staticmethod
-    def forward(
-        ctx,
-        x: torch.Tensor,
-        tau: float,
-        v_threshold: float,
-        surrogate: str,
-        alpha: float,
-        kernel: bool,
-    ):  # type: ignore[override]
-        ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha = tau, v_threshold, surrogate, alpha
-        ctx.kernel = kernel
-        if kernel:
-            ctx.save_for_backward(x)
-            return cpu_kernels.lif_forward(x, tau, v_threshold)
-        h = torch.empty_like(x)
-        spikes = _lif_forward(x, tau, v_threshold, h)
-        ctx.save_for_backward(h)
-        return spikes
 
-    @staticmethod
-    @first_order_only("lif_multistep_eager")
-    def backward(ctx, grad_spikes: torch.Tensor):  # type: ignore[override]
-        if ctx.kernel:
-            (x,) = ctx.saved_tensors
-            grad_x = cpu_kernels.lif_backward(
-                x, grad_spikes.to(x.dtype), ctx.tau, ctx.v_threshold, ctx.surrogate, ctx.alpha
+@torch.library.custom_op("eisnn::lif_forward", mutates_args=())
+def lif_forward(
+    x: torch.Tensor,
+    tau: float,
+    v_threshold: float,
+    surrogate: str,
+    alpha: float,
+    kernel: bool,
+    save_state: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(S, H)``: the spikes ``[T, ...]`` of the LIF over ``x`` and, if ``save_state`` and no
+    kernel computes it (``devices.device_kernels``), the membranes ``H`` its backward needs;
+    else an empty tensor (the kernels' backward recomputes ``H`` from ``x``). ``surrogate`` and
+    ``alpha`` serve the backward."""
+    kernels = device_kernels(x, kernel)
+    if kernels is not None:
+        return kernels.lif_forward(x, tau, v_threshold), x.new_empty(0)
+    h = torch.empty_like(x) if save_state else None
+    return _lif_forward(x, tau, v_threshold, h), x.new_empty(0) if h is None else h
+
+
+@lif_forward.register_fake
+def _lif_forward_fake(x, tau, v_threshold, surrogate, alpha, kernel, save_state):
+    """Shapes and dtypes of ``lif_forward``'s outputs."""
+    keeps_h = save_state and device_kernels(x, kernel) is None
+    return torch.empty_like(x), torch.empty_like(x) if keeps_h else x.new_empty(0)
+
+
+@torch.library.custom_op("eisnn::lif_backward", mutates_args=())
+def lif_backward(
+    grad_spikes: torch.Tensor,
+    saved: torch.Tensor,
+    tau: float,
+    v_threshold: float,
+    surrogate: str,
+    alpha: float,
+    saved_input: bool,
+) -> torch.Tensor:
+    """``dL/dX`` from ``dL/dS`` and what ``lif_forward`` saved: the membranes ``H``, or the input
+    ``X`` (``saved_input``; the device's kernels recompute ``H`` from it, else the PyTorch loop
+    does first)."""
+    if saved_input:
+        kernels = device_kernels(saved, kernel=True)
+        if kernels is not None:
+            return kernels.lif_backward(
+                saved, grad_spikes.to(saved.dtype), tau, v_threshold, surrogate, alpha
             )
-            return grad_x, None, None, None, None, None
-        (h,) = ctx.saved_tensors
-        tau = ctx.tau
-        grad_x = torch.empty_like(h)
-        grad_v = torch.zeros_like(h[0])
-        u = torch.empty_like(h[0])
-        for t in range(h.shape[0] - 1, -1, -1):
-            torch.sub(h[t], ctx.v_threshold, out=u)
-            grad_h = grad_x[t]
-            _add_spike_grad(grad_v, grad_spikes[t], u, ctx.surrogate, ctx.alpha, out=grad_h)
-            if tau == 2.0:
-                torch.mul(grad_h, 0.5, out=grad_v)
-            else:
-                torch.div(grad_h, tau, out=grad_v)
-                torch.sub(grad_h, grad_v, out=grad_v)
-        return grad_x, None, None, None, None, None
+        h = torch.empty_like(saved)
+        _lif_forward(saved, tau, v_threshold, h)
+        saved = h
+    return _lif_backward_loop(saved, grad_spikes, tau, v_threshold, surrogate, alpha)
+
+
+@lif_backward.register_fake
+def _lif_backward_fake(grad_spikes, saved, tau, v_threshold, surrogate, alpha, saved_input):
+    """Shape and dtype of ``lif_backward``'s output."""
+    return torch.empty_like(saved)
+
+
+def _lif_setup_context(ctx, inputs, output) -> None:
+    """Save ``X`` when a kernel computed the forward, else ``H``; the membranes have no
+    gradient."""
+    x, tau, v_threshold, surrogate, alpha, kernel, save_state = inputs
+    if not save_state:
+        raise RuntimeError("eisnn::lif_forward with save_state=False cannot be differentiated")
+    _, h = output
+    ctx.mark_non_differentiable(h)
+    ctx.set_materialize_grads(False)
+    ctx.saved_input = device_kernels(x, kernel) is not None
+    ctx.save_for_backward(x if ctx.saved_input else h)
+    ctx.options = (tau, v_threshold, surrogate, alpha)
+
+
+@first_order_only("eisnn::lif_forward", "lif_multistep_eager")
+def _lif_backward(ctx, grad_spikes: torch.Tensor | None, _grad_h: None) -> tuple:
+    """Gradient of ``lif_forward``'s input (``lif_backward``); none for an undefined output
+    gradient."""
+    if grad_spikes is None:
+        return (None,) * 7
+    (saved,) = ctx.saved_tensors
+    grad_x = lif_backward(grad_spikes, saved, *ctx.options, ctx.saved_input)
+    return grad_x, None, None, None, None, None, None
+
+
+lif_forward.register_autograd(_lif_backward, setup_context=_lif_setup_context)
 
 
 def lif_multistep_fused(
@@ -166,12 +229,8 @@ def lif_multistep_fused(
     *,
     kernel: bool = False,
 ) -> torch.Tensor:
-    """Same as ``lif_multistep_eager``, as one autograd node (no graph or saved state when no
-    gradient is needed); the C kernels when ``kernel`` (float32 CPU input, a kernel surrogate)."""
+    """Same as ``lif_multistep_eager``, as one custom operation (``eisnn::lif_forward``; no saved
+    state when no gradient is needed); the device's kernels when ``kernel`` (``devices``)."""
     surrogate_derivative(surrogate)  # validates the name before any work
-    if torch.is_grad_enabled() and x.requires_grad:
-        return _LIFMultistep.apply(x, tau, v_threshold, surrogate, alpha, kernel)
-    with torch.no_grad():
-        if kernel:
-            return cpu_kernels.lif_forward(x, tau, v_threshold)
-        return _lif_forward(x, tau, v_threshold, None)
+    save_state = torch.is_grad_enabled() and x.requires_grad
+    return lif_forward(x, tau, v_threshold, surrogate, alpha, kernel, save_state)[0]

@@ -4,10 +4,11 @@ implementation tier computes them.
 Tiers, from the reference down (each tested against the one above):
 
 - ``eager``: the equations as PyTorch expressions, differentiated by autograd (``ei``, ``lif``);
-- ``fused``: one autograd node per operation with a hand-written backward, in PyTorch ops;
-- ``kernel``: the fused node with its element-wise work in the C kernels (``cpu_kernels``), on
-  contiguous float32 CPU tensors when the kernels could be built (``EISNN_CPU_KERNELS=0`` turns
-  them off).
+- ``fused``: one custom operation (``eisnn::...``) per operation with a hand-written backward, in
+  PyTorch ops;
+- ``kernel``: the fused node with its element-wise work in the device's one-pass kernels where
+  they take the tensor (``devices.device_kernels``: C on CPU, Triton on CUDA, contiguous
+  float32; else the node's PyTorch ops).
 
 By default (``auto``) the fastest tier that computes the configuration runs. ``use_tier`` forces
 one, for a comparison or a parity check; a configuration that a tier cannot compute (the readout,
@@ -48,14 +49,14 @@ def use_tier(tier: str) -> Iterator[None]:
         _forced = previous
 
 
-def select_tier(x: torch.Tensor, fusable: bool = True, kernel_ready: bool = True) -> str:
-    """The tier for one call on ``x``: the forced one if it can compute it, else the fastest that
-    can. ``fusable``: the fused node computes the configuration; ``kernel_ready``: so would a C
-    kernel."""
+def select_tier(fusable: bool = True, kernel_ready: bool = True) -> str:
+    """The tier for one call: the forced one if it can compute it, else the fastest that can.
+    ``fusable``: the fused node computes the configuration; ``kernel_ready``: so would the
+    kernels (which then run where the device has them, ``devices.device_kernels``)."""
     forced = _forced
     if forced == "eager" or not fusable:
         return "eager"
-    if forced == "fused" or not kernel_ready or not cpu_kernels.usable(x):
+    if forced == "fused" or not kernel_ready:
         return "fused"
     return "kernel"
 
@@ -88,7 +89,7 @@ def ei_integrate(
             f"unknown stabilization {stabilization!r}; choose one of {list(STABILIZATIONS)}"
         )
     fusable = s_i is None and leak is None and fused_supported(readout, stabilization, ste)
-    tier = select_tier(currents, fusable, kernel_ready=True)
+    tier = select_tier(fusable, kernel_ready=True)
     if tier == "eager":
         i_ee, i_i = split_currents(currents, n_excitatory)
         return ei_integrate_eager(
@@ -126,7 +127,7 @@ def lif_multistep(
 ) -> torch.Tensor:
     """Spikes ``[T, ...]`` of the multi-step LIF (``lif``) for input currents ``[T, ...]``."""
     surrogate_derivative(surrogate)  # validates the name before any work
-    tier = select_tier(x, fusable=True, kernel_ready=surrogate in cpu_kernels.SURROGATE_CODES)
+    tier = select_tier(fusable=True, kernel_ready=surrogate in cpu_kernels.SURROGATE_CODES)
     if tier == "eager":
         return lif_multistep_eager(x, tau, v_threshold, surrogate, alpha)
     return lif_multistep_fused(x, tau, v_threshold, surrogate, alpha, kernel=tier == "kernel")
