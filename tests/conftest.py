@@ -13,6 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
+# Without CUDA the Triton kernels run through Triton's interpreter. The setting must precede the
+# first import of triton anywhere in the session (torch.compile's inductor imports it too).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 REFERENCE_NAME = "reference-vgg8-cifar10.pt"
 HOW_TO_POINT = (
     f"set EISNN_FIXTURES to a folder holding {REFERENCE_NAME} "

@@ -17,6 +17,7 @@ make the same choice as the real ones.
 from __future__ import annotations
 
 import warnings
+from importlib import import_module
 from types import ModuleType
 
 import torch
@@ -31,9 +32,8 @@ def _triton_kernels() -> ModuleType | None:
     """``triton_kernels`` when Triton can run them, else ``None`` (warning once why)."""
     global _triton, _triton_failed
     if _triton is None and not _triton_failed:
-        try:
-            from . import triton_kernels
-
+        try:  # through sys.modules (not the package attribute), so a stand-in module is honoured
+            triton_kernels = import_module("eisnn.functional.triton_kernels")
             if not triton_kernels.available():
                 raise ImportError("triton_kernels.available() is false")
             _triton = triton_kernels
