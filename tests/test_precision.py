@@ -122,3 +122,15 @@ def test_vgg8_e_i_layers_within_twice_the_bn_twins_worst_error_under_bf16() -> N
     assert max(ratios.values()) <= 2.0, ratios
     # the measurement can tell: everything in bf16 (the code before the policy) misses the bound
     assert max(before.values()) / bn_worst > 2.0
+
+
+def test_autocast_policy_compiles_fullgraph() -> None:
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    layer = EIConv2d(3, 8, 3, padding=1)
+    x = torch.rand(4, 3, 6, 6)
+    eisnn.ei_init(layer, x)
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.testing.assert_close(compiled(x), layer(x), rtol=1e-6, atol=1e-6)
+    torch._dynamo.reset()
