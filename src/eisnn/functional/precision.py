@@ -14,9 +14,9 @@ cancellation from the rounded values instead of computing it in higher precision
   gain and the bias) runs in float32 (:func:`ei_integrate_balanced`), and so returns float32
   (float64 stays float64).
 
-This is cheaper than the float32 node after an unfolded convolution: the forward has one lateral
-product less, the backward two less; the fold itself is a ``[n_E, n_I] x [n_I, fan_in]`` product
-of weights per step. Spiking I units (whose output is not ``I_I``) cannot be folded; their layers
+Against the unfolded node, the forward has one lateral product less and the backward two less
+(``3 n_E n_I N P`` multiply-adds for ``N`` samples of ``P`` positions), for the fold's
+``[n_E, n_I] x [n_I, fan_in]`` product of weights and its backward (``3 n_E n_I fan_in``). Spiking I units (whose output is not ``I_I``) cannot be folded; their layers
 compute the node in float32 after the unfolded convolution.
 """
 
