@@ -16,8 +16,9 @@ cancellation from the rounded values instead of computing it in higher precision
 
 Against the unfolded node, the forward has one lateral product less and the backward two less
 (``3 n_E n_I N P`` multiply-adds for ``N`` samples of ``P`` positions), for the fold's
-``[n_E, n_I] x [n_I, fan_in]`` product of weights and its backward (``3 n_E n_I fan_in``). Spiking I units (whose output is not ``I_I``) cannot be folded; their layers
-compute the node in float32 after the unfolded convolution.
+``[n_E, n_I] x [n_I, fan_in]`` product of weights and its backward (``3 n_E n_I fan_in``).
+Spiking I units (whose output is not ``I_I``) cannot be folded; their layers compute the node in
+float32 after the unfolded convolution.
 """
 
 from __future__ import annotations
