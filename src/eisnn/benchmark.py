@@ -58,6 +58,7 @@ class Result:
     cpu_s: float
     peak_bytes: int
     steps_s: list[float]
+    sync: str | None = None  # CUDA sync check of one step: "ok" or the error (None: not run)
 
     @property
     def images_per_s(self) -> float:
@@ -112,12 +113,16 @@ def build(name: str, args: argparse.Namespace, batch: int, device: torch.device)
     """Create, initialize and wrap one registry model with its optimizer and a fixed batch."""
     gen = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
-    model = create_model(name, args.num_classes, 3, args.T, image_size=args.image_size).to(device)
-    x = torch.rand(batch, 3, args.image_size, args.image_size, generator=gen).to(device)
+    options = {"image_size": args.image_size} | ({"width": args.width} if args.width else {})
+    model = create_model(name, args.num_classes, args.channels, args.T, **options).to(device)
+    frames = (args.T,) if args.frames else ()  # event frames [B, T, C, H, W]
+    shape = (batch, *frames, args.channels, args.image_size, args.image_size)
+    x = torch.rand(shape, generator=gen).to(device)
     y = torch.randint(0, args.num_classes, (batch,), generator=gen).to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
     ei_init(model, x)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
@@ -221,9 +226,10 @@ def run_arch(arch: str, args: argparse.Namespace, device: torch.device) -> list[
             statistics.median(c for _, c in record),
         )
         peak = step_peak_bytes(setup, device)
-        if args.sync_check and device.type == "cuda":
-            print(f"  {name}: sync check {check_no_sync(setup)}", flush=True)
-        results.append(Result(name, batch, step_s, cpu_s, peak, [w for w, _ in record]))
+        sync = check_no_sync(setup) if args.sync_check and device.type == "cuda" else None
+        if sync is not None:
+            print(f"  {name}: sync check {sync}", flush=True)
+        results.append(Result(name, batch, step_s, cpu_s, peak, [w for w, _ in record], sync))
         cpu = f"  (cpu time {cpu_s * 1e3:9.1f} ms)" if device.type == "cpu" else ""
         print(
             f"  {name:<14} step {step_s * 1e3:9.1f} ms  peak {peak / 2**20:9.1f} MiB  "
@@ -290,6 +296,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--T", type=int, default=4, help="time steps")
     parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--channels", type=int, default=3, help="input channels")
+    parser.add_argument(
+        "--frames", action="store_true", help="event-frame input [B, T, C, H, W] (else static)"
+    )
+    parser.add_argument(
+        "--width", type=float, default=None, help="channel multiplier of the networks (default 1)"
+    )
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument(
@@ -313,11 +326,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _invalid(args: argparse.Namespace) -> str | None:
     """A one-line description of the first bad option value, or None."""
-    for key in ("T", "image_size", "threads", "steps", "num_classes"):
+    for key in ("T", "image_size", "channels", "threads", "steps", "num_classes"):
         if getattr(args, key) < 1:
             return f"--{key.replace('_', '-')} must be >= 1, got {getattr(args, key)}"
     if args.warmup < 0:
         return f"--warmup must be >= 0, got {args.warmup}"
+    if args.width is not None and args.width <= 0:
+        return f"--width must be > 0, got {args.width}"
     if args.batch is not None and args.batch < 1:
         return f"--batch must be >= 1, got {args.batch}"
     if args.device.startswith("cuda") and not torch.cuda.is_available():

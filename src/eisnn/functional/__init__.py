@@ -17,6 +17,7 @@ from .ei import (
 )
 from .ei_fused import ei_integrate_fused, fused_supported
 from .lif import lif_multistep_eager, lif_multistep_fused, lif_step
+from .precision import autocast_active, ei_integrate_balanced, folded_weight
 from .surrogate import SURROGATES, spike, surrogate_derivative
 from .tiers import TIERS, ei_integrate, lif_multistep, use_tier
 
@@ -24,10 +25,13 @@ __all__ = [
     "STABILIZATIONS",
     "SURROGATES",
     "TIERS",
+    "autocast_active",
     "divide_grad",
     "ei_integrate",
     "ei_integrate_eager",
+    "ei_integrate_balanced",
     "ei_integrate_fused",
+    "folded_weight",
     "fused_supported",
     "lateral_inhibition",
     "lif_multistep",

@@ -118,7 +118,7 @@ def stabilize(
         masked = torch.where(is_zero, torch.full_like(div, float("inf")), div)
         row_min = masked.reshape(div.shape[0], -1).amin(dim=1).view(-1, *[1] * (div.dim() - 1))
         return torch.where(is_zero, row_min, div)
-    stabilized = div.detach().clone()
+    stabilized = div.detach().clone(memory_format=torch.contiguous_format)  # `out=` needs this
     stabilize_(stabilized, mode, epsilon)
     return stabilized + (div - div.detach())
 

@@ -234,11 +234,42 @@ class EILayer(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``I_int`` of the excitatory units for input ``x``; under autocast with the precision
+        policy of ``functional.precision`` (float32 output)."""
         self._check_initialized()
+        if EF.autocast_active(x):
+            return self._forward_autocast(x)
         currents = self.stacked_currents(x)
         if self.i_population is None:
             return self.integrate(currents)
         return self.integrate(currents, self.i_population(currents[:, self.n_excitatory :]))
+
+    def _node_w_ei(self) -> torch.Tensor:
+        """``W_EI`` as the node sees it: its gradient divided by the fan-in when
+        ``scale_w_ei_grad``."""
+        return EF.divide_grad(self.w_ei, float(self.fan_in)) if self.scale_w_ei_grad else self.w_ei
+
+    def _forward_autocast(self, x: torch.Tensor) -> torch.Tensor:
+        """The forward under autocast: the input map in the autocast dtype with the folded weight
+        ``[W_EE - W_EI W_IE; W_IE]``, the node in float32 (``functional.precision``). Spiking I
+        units cannot be folded: the unfolded map, then the whole node in float32."""
+        w_ei = self._node_w_ei()
+        options = {
+            "readout": self.readout,
+            "stabilization": self.stabilization,
+            "epsilon": self.epsilon,
+            "ste": self.ste,
+        }
+        params = (self.n_excitatory, w_ei, self.g_i, self.g_e, self.b_e)
+        if self.i_population is None:
+            currents = self._drive(x, EF.folded_weight(self.w_ee, self.w_ie, w_ei))
+            return EF.ei_integrate_balanced(currents, *params, **options)
+        currents = self.stacked_currents(x)
+        s_i = self.i_population(currents[:, self.n_excitatory :])
+        leak = None if self.readout else self.i_leak
+        return EF.ei_integrate_balanced(
+            currents, *params, s_i=s_i, balanced=False, leak=leak, **options
+        )
 
     def integrate(self, currents: torch.Tensor, s_i: torch.Tensor | None = None) -> torch.Tensor:
         """``I_int`` from the stacked ``[I_EE; I_I]`` (``functional.ei_integrate``). With the spikes
@@ -246,7 +277,7 @@ class EILayer(nn.Module):
         (a buffer set by the E-I Init), so a step without I spikes does not divide by zero:
         ``I_int = g_E (I_EE - W_EI s_I) / (g_L + W_EI (g_I s_I)) + b_E`` (``stabilization`` is not
         used then)."""
-        w_ei = EF.divide_grad(self.w_ei, float(self.fan_in)) if self.scale_w_ei_grad else self.w_ei
+        w_ei = self._node_w_ei()
         return EF.ei_integrate(
             currents,
             self.n_excitatory,

@@ -35,6 +35,10 @@ class LIF(nn.Module):
         self.alpha = alpha
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes ``[T, B, ...]``. Under autocast the membrane integrates in float32 (the input is
+        cast to float32, so the spikes are float32 too)."""
+        if EF.autocast_active(x):
+            x = x.float()
         return EF.lif_multistep(x, self.tau, self.v_threshold, self.surrogate, self.alpha)
 
     def step(self, x: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

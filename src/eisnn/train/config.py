@@ -26,6 +26,9 @@ from eisnn.losses import LOSSES
 from eisnn.nn import INHIBITORY_KINDS
 from eisnn.nn.ei_options import INIT_MODES
 
+#: ``compile`` values: eager, or an inductor mode of ``torch.compile``
+COMPILE_MODES: tuple[str, ...] = ("off", "default", "reduce-overhead", "max-autotune")
+
 
 class ConfigError(UserError, ValueError):
     """A bad configuration: unknown key, wrong type or impossible value (one line)."""
@@ -113,7 +116,17 @@ class TrainConfig:
     weight_decay: float = _key(5e-4, ge=0.0, help="L2 decay (SGD) / decoupled decay (AdamW)")
     grad_clip: float | None = _key(None, gt=0.0, help="max global gradient norm (none: off)")
     nonfinite: str = _key("stop", choices=("stop", "skip"), help="on a NaN/inf loss or gradient")
-    amp: str = _key("none", choices=("none", "bf16"), help="bf16 autocast (CUDA only)")
+    amp: str = _key(
+        "none",
+        choices=("none", "bf16"),
+        help="bf16 autocast, CUDA or CPU (E-I nodes and LIF membranes stay float32)",
+    )
+    compile: str = _key(
+        "off",
+        choices=COMPILE_MODES,
+        help="torch.compile the trained model with this inductor mode (off: eager)",
+    )
+    channels_last: bool = _key(False, help="channels-last memory format for model and images")
     seed: int = _key(0, ge=0)
     loss: str = _key(
         "cross_entropy",

@@ -26,7 +26,7 @@ class EvalResult:
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when ``amp == 'bf16'``, else nothing."""
+    """bf16 autocast on ``device`` (CUDA or CPU) when ``amp == 'bf16'``, else nothing."""
     if amp == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

@@ -23,7 +23,7 @@ class DatasetError(UserError, RuntimeError):
 
 
 def prepare_device(cfg: TrainConfig) -> torch.device:
-    """The run's device (``auto`` picks CUDA when present; bf16 autocast only on CUDA); sets torch's
+    """The run's device (``auto`` picks CUDA when present); sets torch's
     CPU thread count when ``cpu_threads`` is given (small models run faster on one thread, and
     far faster when other processes share the cores)."""
     if cfg.cpu_threads is not None:
@@ -35,8 +35,6 @@ def prepare_device(cfg: TrainConfig) -> torch.device:
         if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
         else "cpu"
     )
-    if cfg.amp == "bf16" and name != "cuda":
-        raise ConfigError("amp: 'bf16' needs a CUDA device (use amp: none on the CPU)")
     return torch.device(name)
 
 

@@ -1,6 +1,7 @@
 """The training loop: one epoch after another, a checkpoint at every epoch end, resumable.
 
-Per iteration: forward (bf16 autocast optional), cross-entropy on the time-averaged logits,
+Per iteration: forward (bf16 autocast optional, on CUDA or the CPU; ``compile``: through
+``torch.compile``, the first step compiling), cross-entropy on the time-averaged logits,
 backward, optional gradient clipping, a finiteness check, the optimizer step (Dale projection
 as its post-hook for E-I models) and the per-iteration schedule step. The E-I init runs on the
 first training batch of a fresh run (a resumed model carries its init state).
@@ -120,10 +121,13 @@ class Trainer:
         self.echo = echo if self.ranks.is_main else _silent
         self.device = self.ranks.device
         seed_everything(cfg.seed)
-        self.net = self.ranks.wrap(
-            build_model(cfg).to(self.device)
-        )  # the model as trained (DDP when distributed)
-        self.model = unwrap(self.net)
+        model = build_model(cfg).to(self.device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        wrapped = self.ranks.wrap(model)  # DDP when distributed
+        self.model = unwrap(wrapped)  # the module itself: checkpoints, E-I Init, evaluation
+        self.net = compile_model(wrapped, cfg.compile)  # the model as trained
+        self._compile_pending = cfg.compile != "off"  # the first step compiles
         self.loaders = build_loaders(cfg, self.device, self.ranks)
         self.iters_per_epoch = self._batches(len(self.loaders.train))
         self.loss_fn = get_loss(cfg.loss)
@@ -285,8 +289,11 @@ class Trainer:
         with FiringRateMonitor(model) as monitor:
             for i, (x, y) in enumerate(bar):
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                if cfg.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 if not is_initialized(model):
                     self._ei_init(x)
+                compile_start = self._compile_notice()
                 with autocast(device, cfg.amp):
                     logits = self.net(x)
                 loss = self.loss_fn(logits.float(), y)
@@ -315,6 +322,10 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
+                if compile_start is not None:
+                    self.echo(
+                        f"compiled: first step took {time.perf_counter() - compile_start:.1f}s"
+                    )
                 n = y.shape[0] * self.ranks.world_size
                 loss_sum, correct_sum = loss_sum + loss_v * n, correct_sum + correct_v
                 samples, rate_sum = samples + n, rate_sum + rate_v * n
@@ -328,6 +339,17 @@ class Trainer:
         bar.close()
         n = max(samples, 1)
         return {"loss": loss_sum / n, "top1": 100 * correct_sum / n, "rate": rate_sum / n}
+
+    def _compile_notice(self) -> float | None:
+        """Before the first step of a compiled model: say that it compiles (it takes a while) and
+        return the time it started; else ``None``."""
+        if not self._compile_pending:
+            return None
+        self._compile_pending = False
+        self.echo(
+            f"compiling the model (torch.compile, mode {self.cfg.compile}) in the first step..."
+        )
+        return time.perf_counter()
 
     def _ei_init(self, x: torch.Tensor) -> None:
         """E-I Init from the first global batch: in a distributed run rank 0 initializes from every
@@ -381,6 +403,15 @@ class Trainer:
             plot_run(self.history, self.run_dir / "plots")
         for callback in self.callbacks:
             callback.on_metrics_written(self)
+
+
+def compile_model(net: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """``net`` compiled by ``torch.compile`` with the inductor ``mode``, or ``net`` itself for
+    ``"off"``. A ``DistributedDataParallel`` wrapper is compiled as a whole (dynamo then splits
+    the graph at its gradient buckets); the compiled module shares ``net``'s parameters."""
+    if mode == "off":
+        return net
+    return torch.compile(net, mode=mode)
 
 
 def summary_line(row: dict[str, Any], epochs: int) -> str:
