@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 
 from . import transforms as tf
 
-__all__ = ["DatasetInfo", "DATASET_NAMES", "dataset_info", "create_dataset"]
+__all__ = ["DatasetInfo", "DATASET_NAMES", "dataset_info", "dataset_options", "create_dataset"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ _INFO = {
     "tinyimagenet": DatasetInfo(200, 3, 32, False, 4),
     "dvs128_gesture": DatasetInfo(11, 2, 48, True, 16),
     "cifar10_dvs": DatasetInfo(10, 2, 48, True, 10),
+    "imagefolder": DatasetInfo(0, 3, 224, False, 4),  # classes: the data's (see dataset_info)
 }
 DATASET_NAMES: tuple[str, ...] = tuple(_INFO)
 
@@ -54,10 +55,18 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    """Classes, channels, input side, event or not, default T of dataset ``name``."""
+def dataset_info(name: str, root: Any = None) -> DatasetInfo:
+    """Classes, channels, input side, event or not, default T of dataset ``name``; a folder
+    dataset (``imagefolder``) counts its classes in ``root`` (0 without it)."""
     _check_name(name)
-    return _INFO[name]
+    info = _INFO[name]
+    if name == "imagefolder" and root is not None:
+        from dataclasses import replace
+
+        from .folders import class_names
+
+        info = replace(info, num_classes=len(class_names(root)))
+    return info
 
 
 def _digits(root, train, T, augment, image_size: int = 16):
@@ -139,6 +148,40 @@ def _digits_seq(root, train, T, augment):
     return digits_seq_dataset(train, T)
 
 
+def _imagefolder(
+    root,
+    train,
+    T,
+    augment,
+    image_size: int = 224,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    crop_scale: Sequence[float] | None = None,
+    eval_crop: float = 0.875,
+    color_jitter: Sequence[float] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+):
+    from .imagefolder import ImageFolder, Preprocessing
+
+    prep = Preprocessing(
+        image_size,
+        augment and train,
+        tuple(crop_scale) if crop_scale is not None else (0.08, 1.0),
+        eval_crop,
+        None if color_jitter is None else tuple(color_jitter),
+        None if mean is None else tuple(mean),
+        None if std is None else tuple(std),
+    )
+    return ImageFolder.from_folder(root, train, prep, val_fraction, split_seed)
+
+
+def dataset_options(name: str) -> frozenset[str]:
+    """The options (keyword arguments of :func:`create_dataset`) dataset ``name`` takes."""
+    _check_name(name)
+    return frozenset(list(inspect.signature(_BUILDERS[name]).parameters)[4:])
+
+
 _BUILDERS: dict[str, Callable[..., Dataset]] = {
     "digits": _digits,
     "digits_dvs": _digits_dvs,
@@ -148,6 +191,7 @@ _BUILDERS: dict[str, Callable[..., Dataset]] = {
     "tinyimagenet": _tinyimagenet,
     "dvs128_gesture": _gesture,
     "cifar10_dvs": _cifar10_dvs,
+    "imagefolder": _imagefolder,
 }
 
 
@@ -160,12 +204,14 @@ def create_dataset(
     Static images: ``x`` float32 ``[C, H, W]`` in [0, 1], no mean/std normalisation, ``T`` unused.
     Event data: ``x`` float32 ``[T, 2, H, W]`` (``T`` defaults to the paper's). ``augment=True``
     applies the paper's training augmentation to the train split; otherwise the evaluation
-    transform. Options: ``image_size`` (digits, tinyimagenet); ``split_by`` ("number" | "time")
-    and ``cache_dir`` (event datasets); ``label_order`` ("numeric" | "paper", dvs128_gesture).
+    transform. Options: ``image_size`` (digits, tinyimagenet, imagefolder); ``split_by``
+    ("number" | "time") and ``cache_dir`` (event datasets); ``label_order`` ("numeric" | "paper",
+    dvs128_gesture); ``val_fraction``, ``split_seed``, ``crop_scale``, ``eval_crop``,
+    ``color_jitter``, ``mean``, ``std`` (imagefolder, see :mod:`eisnn.data.imagefolder`).
     """
     info = dataset_info(name)
     builder = _BUILDERS[name]
-    allowed = list(inspect.signature(builder).parameters)[4:]
+    allowed = sorted(dataset_options(name), key=list(inspect.signature(builder).parameters).index)
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise ValueError(
