@@ -200,6 +200,7 @@ def test_registry_names_info_and_errors():
         "dvs128_gesture",
         "cifar10_dvs",
         "digits_seq",
+        "imagefolder",
     }
     assert dataset_info("cifar100").num_classes == 100
     assert dataset_info("dvs128_gesture").input_shape() == (16, 2, 48, 48)
