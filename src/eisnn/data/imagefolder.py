@@ -151,7 +151,7 @@ def decode(path: str | os.PathLike, prep: Preprocessing, generator: torch.Genera
                 box = _draft(img, box, size)
             rgb = img.convert("RGB").resize((size, size), Image.Resampling.BILINEAR, box=box)
             pixels = np.asarray(rgb)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as err:
         raise ImageReadError(f"{path}: unreadable image ({err})") from None
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255.0)
 
