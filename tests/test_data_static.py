@@ -201,6 +201,7 @@ def test_registry_names_info_and_errors():
         "cifar10_dvs",
         "digits_seq",
         "eventfolder",
+        "imagefolder",
     }
     assert dataset_info("cifar100").num_classes == 100
     assert dataset_info("dvs128_gesture").input_shape() == (16, 2, 48, 48)

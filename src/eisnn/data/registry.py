@@ -66,8 +66,18 @@ def _eventfolder_info(
     return DatasetInfo(len(folders.classes), 2, input_side(size, image_size), True, EVENTFOLDER_T)
 
 
+def _imagefolder_info(root: Any, image_size: int = 224, **_preprocessing: Any) -> DatasetInfo:
+    """RGB images at ``image_size``; the classes are the folder's (0 without a folder)."""
+    from .folders import class_names
+
+    return DatasetInfo(len(class_names(root)) if root is not None else 0, 3, image_size, False, 4)
+
+
 # datasets whose classes and sizes are read from the data: name -> info(root, **options)
-_INFO_FROM_DATA: dict[str, Callable[..., DatasetInfo]] = {"eventfolder": _eventfolder_info}
+_INFO_FROM_DATA: dict[str, Callable[..., DatasetInfo]] = {
+    "eventfolder": _eventfolder_info,
+    "imagefolder": _imagefolder_info,
+}
 DATASET_NAMES: tuple[str, ...] = (*_INFO, *_INFO_FROM_DATA)
 
 
@@ -199,6 +209,34 @@ def _digits_seq(root, train, T, augment):
     return digits_seq_dataset(train, T)
 
 
+def _imagefolder(
+    root,
+    train,
+    T,
+    augment,
+    image_size: int = 224,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    crop_scale: Sequence[float] | None = None,
+    eval_crop: float = 0.875,
+    color_jitter: Sequence[float] | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+):
+    from .imagefolder import ImageFolder, Preprocessing
+
+    prep = Preprocessing(
+        image_size,
+        augment and train,
+        tuple(crop_scale) if crop_scale is not None else (0.08, 1.0),
+        eval_crop,
+        None if color_jitter is None else tuple(color_jitter),
+        None if mean is None else tuple(mean),
+        None if std is None else tuple(std),
+    )
+    return ImageFolder.from_folder(root, train, prep, val_fraction, split_seed)
+
+
 _BUILDERS: dict[str, Callable[..., Dataset]] = {
     "digits": _digits,
     "digits_dvs": _digits_dvs,
@@ -209,6 +247,7 @@ _BUILDERS: dict[str, Callable[..., Dataset]] = {
     "dvs128_gesture": _gesture,
     "cifar10_dvs": _cifar10_dvs,
     "eventfolder": _eventfolder,
+    "imagefolder": _imagefolder,
 }
 
 
@@ -227,10 +266,12 @@ def create_dataset(
     Static images: ``x`` float32 ``[C, H, W]`` in [0, 1], no mean/std normalisation, ``T`` unused.
     Event data: ``x`` float32 ``[T, 2, H, W]`` (``T`` defaults to the paper's). ``augment=True``
     applies the paper's training augmentation to the train split; otherwise the evaluation
-    transform. Options: ``image_size`` (digits, tinyimagenet, eventfolder); ``split_by``
-    ("number" | "time") and ``cache_dir`` (event datasets); ``label_order`` ("numeric" | "paper",
-    dvs128_gesture); ``sensor_size``, ``val_fraction``, ``split_seed`` (eventfolder, see
-    :mod:`eisnn.data.eventfolder`).
+    transform. Options: ``image_size`` (digits, tinyimagenet, eventfolder, imagefolder);
+    ``split_by`` ("number" | "time") and ``cache_dir`` (event datasets); ``label_order``
+    ("numeric" | "paper", dvs128_gesture); ``sensor_size`` (eventfolder); ``val_fraction``,
+    ``split_seed`` (the folder datasets); ``crop_scale``, ``eval_crop``, ``color_jitter``,
+    ``mean``, ``std`` (imagefolder). See :mod:`eisnn.data.eventfolder` and
+    :mod:`eisnn.data.imagefolder`.
     """
     allowed = dataset_options(name)
     unknown = sorted(set(kwargs) - set(allowed))

@@ -56,6 +56,12 @@ def _dataset_names() -> list[str]:
     return list(DATASET_NAMES)
 
 
+def _dataset_options(dataset: str) -> frozenset[str]:
+    from eisnn.data.registry import dataset_options
+
+    return dataset_options(dataset)
+
+
 def _key(
     default: Any,
     *,
@@ -65,9 +71,11 @@ def _key(
     lt: float | None = None,
     le: float | None = None,
     model_kwarg: bool = False,
+    dataset_kwarg: bool = False,
     help: str = "",
 ) -> Any:
-    """One config key: its default, allowed values, and whether it is passed to ``create_model``."""
+    """One config key: its default, allowed values, and whether it is passed to ``create_model``
+    (``model_kwarg``) or to ``create_dataset`` (``dataset_kwarg``)."""
     meta = {
         "choices": choices,
         "ge": ge,
@@ -75,6 +83,7 @@ def _key(
         "lt": lt,
         "le": le,
         "model_kwarg": model_kwarg,
+        "dataset_kwarg": dataset_kwarg,
         "help": help,
     }
     if isinstance(default, list):
@@ -95,14 +104,35 @@ class TrainConfig:
     image_size: int | None = _key(None, ge=1, help="input size (default: the dataset's)")
     augment: bool = _key(True, help="training augmentation of the dataset")
     split_by: str | None = _key(
-        None, choices=("number", "time"), help="event frames: equal event counts or equal times"
+        None,
+        choices=("number", "time"),
+        dataset_kwarg=True,
+        help="event frames: equal event counts or equal times",
     )
     sensor_size: list[int] | None = _key(
-        None, ge=1, help="eventfolder: the sensor's [H, W] (null: max y, x + 1 of the data)"
+        None,
+        ge=1,
+        dataset_kwarg=True,
+        help="eventfolder: the sensor's [H, W] (null: max y, x + 1 of the data)",
     )
-    val_fraction: float | None = _key(
-        None, gt=0.0, lt=1.0, help="a folder without train/ and val/: held-out share (null: 0.1)"
+    # folder datasets (imagefolder, eventfolder; passed to create_dataset)
+    val_fraction: float = _key(
+        0.1, gt=0.0, lt=1.0, dataset_kwarg=True, help="held-out share of each class (no val/)"
     )
+    split_seed: int = _key(0, ge=0, dataset_kwarg=True, help="seed of the held-out split")
+    crop_scale: list[float] | None = _key(
+        None, gt=0.0, le=1.0, dataset_kwarg=True, help="random resized crop area (null: 0.08, 1)"
+    )
+    eval_crop: float = _key(
+        0.875, gt=0.0, le=1.0, dataset_kwarg=True, help="center crop / resized shorter side"
+    )
+    color_jitter: list[float] | None = _key(
+        None, ge=0.0, dataset_kwarg=True, help="brightness, contrast, saturation, hue (null: off)"
+    )
+    mean: list[float] | None = _key(
+        None, dataset_kwarg=True, help="per-channel mean to subtract (null: raw [0, 1] pixels)"
+    )
+    std: list[float] | None = _key(None, gt=0.0, dataset_kwarg=True, help="per-channel std")
     # time and optimisation
     T: int = _key(4, ge=1, help="number of time steps")
     epochs: int = _key(300, ge=1)
@@ -191,6 +221,12 @@ class TrainConfig:
         help="resident: whole split on the device, batched augmentation (auto: when possible)",
     )
     num_workers: int = _key(0, ge=0, help="DataLoader worker processes")
+    persistent_workers: bool = _key(
+        False, help="keep DataLoader workers between epochs (num_workers > 0)"
+    )
+    prefetch_factor: int | None = _key(
+        None, ge=1, help="batches each worker loads ahead (null: torch's 2)"
+    )
     cpu_threads: int | None = _key(None, ge=1, help="torch CPU threads (null: torch's default)")
     eval_every: int = _key(1, ge=1, help="evaluate on the test set every N epochs (and the last)")
     progress: bool = _key(True, help="show a progress bar per epoch")
@@ -246,6 +282,16 @@ class TrainConfig:
             if f.metadata["model_kwarg"] and f.name in used and getattr(self, f.name) is not None
         }
 
+    def dataset_kwargs(self) -> dict[str, Any]:
+        """The keys marked ``dataset_kwarg`` that the dataset takes and that are not null, passed
+        on to ``create_dataset``."""
+        used = _dataset_options(self.dataset)
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields()
+            if f.metadata["dataset_kwarg"] and f.name in used and getattr(self, f.name) is not None
+        }
+
     def replace(self, **changes: Any) -> TrainConfig:
         return from_dict({**self.to_dict(), **changes})
 
@@ -285,6 +331,8 @@ def _coerce(name: str, value: Any) -> Any:
             (item,) = typing.get_args(kind)
             if all(type(v) is item for v in value):
                 return value
+            if item is float and all(type(v) in (int, float) for v in value):
+                return [float(v) for v in value]
     names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
     raise ConfigError(f"{name}: expected {names}, got {value!r} ({type(value).__name__})")
 
@@ -334,15 +382,28 @@ def _check_model_options(cfg: TrainConfig) -> None:
             )
 
 
+def _check_dataset_options(cfg: TrainConfig) -> None:
+    """A dataset option the chosen dataset does not take must keep its default."""
+    used = _dataset_options(cfg.dataset)
+    for f in fields():
+        value = getattr(cfg, f.name)
+        if f.metadata["dataset_kwarg"] and f.name not in used and value != f.default:
+            raise ConfigError(
+                f"{f.name}: dataset {cfg.dataset} does not take this option (got {value!r})"
+            )
+
+
 def validate(cfg: TrainConfig) -> None:
     """Type, range and choice checks of every key, in schema order (first problem raises), then
-    that every model option set away from its default is one the model uses."""
+    that every model or dataset option set away from its default is one the model or dataset
+    uses."""
     for f in fields():
         value = _coerce(f.name, getattr(cfg, f.name))
         object.__setattr__(cfg, f.name, value)
         _check_range(f, value)
         _check_choice(f, value)
     _check_model_options(cfg)
+    _check_dataset_options(cfg)
 
 
 def from_dict(data: Mapping[str, Any]) -> TrainConfig:

@@ -52,13 +52,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-#: Config keys passed to ``create_dataset`` (and ``dataset_info``) when set (not null).
-DATA_KEYS = ("image_size", "split_by", "sensor_size", "val_fraction")
-
-
 def dataset_kwargs(cfg: TrainConfig) -> dict[str, Any]:
-    """The dataset options ``cfg`` sets; a dataset that does not take one rejects it."""
-    return {key: getattr(cfg, key) for key in DATA_KEYS if getattr(cfg, key) is not None}
+    """The options of ``create_dataset`` and ``dataset_info``: ``image_size`` when set, and the
+    config's dataset keys that the dataset takes (``TrainConfig.dataset_kwargs``)."""
+    sized = {"image_size": cfg.image_size} if cfg.image_size is not None else {}
+    return {**sized, **cfg.dataset_kwargs()}
 
 
 def data_info(cfg: TrainConfig):
@@ -90,7 +88,20 @@ def build_model(cfg: TrainConfig) -> nn.Module:
         raise ConfigError(f"model {cfg.model}: {err}") from None
     if isinstance(model, VGG):
         model.event_frames.fill_(info.is_event)
+    _refuse_negative_inputs(cfg, model)
     return model
+
+
+def _refuse_negative_inputs(cfg: TrainConfig, model: nn.Module) -> None:
+    """E-I layers need non-negative inputs (SPEC: pixel intensities in [0, 1]); mean/std
+    normalization makes some negative, so it is refused for a model with E-I layers."""
+    from eisnn.nn import EILayer
+
+    if cfg.mean is not None and any(isinstance(m, EILayer) for m in model.modules()):
+        raise ConfigError(
+            f"mean/std: model {cfg.model} has E-I layers, which need non-negative inputs; "
+            "normalization makes inputs negative (set mean: null, std: null, or use a bn_ model)"
+        )
 
 
 def build_dataset(cfg: TrainConfig, train: bool) -> Dataset:
@@ -144,6 +155,8 @@ def build_loader(
         )
     generator = torch.Generator()  # the sampler shuffles on the CPU
     pin = device.type == "cuda"
+    if getattr(dataset, "per_sample_seeds", False):
+        return _seeded_loader(cfg, dataset, shuffle, batch_size, ranks, generator, pin), generator
     if not ranks.distributed:
         return DataLoader(
             dataset,
@@ -161,6 +174,35 @@ def build_loader(
     return DataLoader(
         dataset, batch_sampler=sampler, num_workers=cfg.num_workers, pin_memory=pin
     ), generator
+
+
+def _seeded_loader(
+    cfg: TrainConfig,
+    dataset: Dataset,
+    shuffle: bool,
+    batch_size: int,
+    ranks: Ranks,
+    generator: torch.Generator,
+    pin: bool,
+) -> DataLoader:
+    """A streaming dataset's loader: this rank's part of every global batch, each index paired with
+    the epoch's draw (``SeededBatchSampler``), so that a sample's augmentation depends on
+    ``(seed, epoch, index)`` only, not on the worker count or the rank; workers decode in
+    parallel (kept between epochs with ``persistent_workers``)."""
+    from eisnn.data.imagefolder import SeededBatchSampler
+
+    batches = ShardBatchSampler(
+        len(dataset), batch_size, ranks.sharding(equal=shuffle), shuffle, generator
+    )
+    workers = cfg.num_workers
+    return DataLoader(
+        dataset,
+        batch_sampler=SeededBatchSampler(batches, generator),
+        num_workers=workers,
+        pin_memory=pin,
+        persistent_workers=cfg.persistent_workers and workers > 0,
+        prefetch_factor=cfg.prefetch_factor if workers > 0 else None,
+    )  # worker seeds: torch's global RNG (re-seeded every epoch); ``generator`` is the sampler's
 
 
 def build_loaders(cfg: TrainConfig, device: torch.device, ranks: Ranks | None = None) -> Loaders:
