@@ -23,7 +23,8 @@ import torch
 from PIL import Image
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
-from eisnn.data.imagefolder import ImageFolder, Preprocessing, SeededBatchSampler
+from eisnn.data.imagefolder import ImageFolder, Preprocessing
+from eisnn.data.seeded import SeededBatchSampler
 
 CLASSES = 10
 

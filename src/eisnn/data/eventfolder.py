@@ -1,7 +1,7 @@
 """``eventfolder``: event recordings sorted into class sub-folders, one recording per sample.
 
-Layouts: those of :mod:`eisnn.data.class_folders` (``train/`` + ``val/``, or class folders
-with a seeded stratified split). A recording is any of:
+Layouts: those of :mod:`eisnn.data.folders` (``train/`` + ``val/`` with class folders, or class
+folders with a seeded stratified split). A recording is any of:
 
 - ``.aedat``: AEDAT 3.1 or 2.0 (:func:`eisnn.data.read_events`);
 - ``.npy``: a structured array with fields ``t, x, y, p`` (as tonic saves events);
@@ -11,29 +11,33 @@ with a seeded stratified split). A recording is any of:
 
 ``t`` is an integer time (microseconds; only its order and differences matter), ``x, y``
 non-negative integer pixels, ``p`` the polarity: ``p > 0`` is ON (channel 1), anything else OFF
-(channel 0), so 0/1, -1/+1 and booleans all work. Files with other suffixes are ignored; a
-recording that cannot be read is an error naming the file and the reason.
+(channel 0), so 0/1, -1/+1 and booleans all work. Files with other suffixes (and hidden files)
+are skipped, with one warning giving their count; a recording that cannot be read is an error
+naming the file and the reason.
 
 The sensor size is ``sensor_size: [H, W]`` or, when unset, ``(max y + 1, max x + 1)`` over the
 training recordings (read once and remembered beside the frame cache). Frames ``[T, 2, H, W]``
-are integrated at the sensor size and cached as for the DVS datasets; the transforms resize them
-to ``image_size`` (square) when it is set. A non-square sensor needs ``image_size``.
+are integrated at the sensor size and cached as for the DVS datasets (one file per sample, read
+when the sample is: the split streams through DataLoader workers, indexed with per-sample seeds as
+:mod:`eisnn.data.seeded` describes); the transforms resize them to ``image_size`` (square) when
+it is set. A non-square sensor needs ``image_size``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import UserError
 from ..files import atomic_write
 from .aedat import Events, make_events, read_events
-from .class_folders import DEFAULT_VAL_FRACTION, ClassFolders, class_folders
 from .events import EventFrameDataset, cached_frames, file_fingerprint
+from .folders import DEFAULT_VAL_FRACTION, FolderSplit, scan_split
 from .frames import events_to_counts
 
 __all__ = [
@@ -41,7 +45,7 @@ __all__ = [
     "RECORDING_SUFFIXES",
     "EventFolderError",
     "read_recording",
-    "event_folders",
+    "scan_recordings",
     "sensor_size_of",
     "eventfolder_dataset",
 ]
@@ -142,26 +146,32 @@ def read_recording(path: str | os.PathLike) -> Events:
     )
 
 
-def event_folders(
-    root: str | os.PathLike | None, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0
-) -> ClassFolders:
-    """The classes and split files of the event folder at ``root``."""
-    return class_folders(NAME, root, RECORDING_SUFFIXES, val_fraction, seed)
+def scan_recordings(
+    root: str | os.PathLike | None,
+    train: bool,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    split_seed: int = 0,
+) -> FolderSplit:
+    """The recordings and labels of one split of the event folder at ``root`` (no flat ``val/``:
+    a recording has no ground-truth file format)."""
+    return scan_split(root, train, RECORDING_SUFFIXES, val_fraction, split_seed, flat_val=False)
 
 
-def _cache_root(folders: ClassFolders, cache_dir: str | os.PathLike | None) -> Path:
-    return Path(cache_dir) if cache_dir is not None else folders.root.parent / "eisnn_cache"
+def _cache_root(split: FolderSplit, cache_dir: str | os.PathLike | None) -> Path:
+    return Path(cache_dir) if cache_dir is not None else split.root.parent / "eisnn_cache"
 
 
-def _cache_name(folders: ClassFolders) -> str:
+def _cache_name(split: FolderSplit) -> str:
     """The cache sub-folder: one per event folder, so two folders never evict each other."""
-    return f"{NAME}-{folders.root.name}"
+    return f"{NAME}-{split.root.name}"
 
 
 def sensor_size_of(
-    folders: ClassFolders,
+    root: str | os.PathLike | None,
     sensor_size: Sequence[int] | None = None,
     cache_dir: str | os.PathLike | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    split_seed: int = 0,
 ) -> tuple[int, int]:
     """``(H, W)``: ``sensor_size`` when given, else ``(max y + 1, max x + 1)`` over the training
     recordings, remembered in ``<cache>/<name>/sensor_size.json`` for the same files."""
@@ -169,8 +179,9 @@ def sensor_size_of(
         if len(sensor_size) != 2 or min(sensor_size) < 1:
             raise EventFolderError(f"{NAME}: sensor_size must be [H, W], got {sensor_size!r}")
         return int(sensor_size[0]), int(sensor_size[1])
-    sources = file_fingerprint(folders.root, (p for p, _ in folders.train))
-    memo = _cache_root(folders, cache_dir) / _cache_name(folders) / "sensor_size.json"
+    train = scan_recordings(root, True, val_fraction, split_seed)
+    sources = file_fingerprint(train.root, train.paths())
+    memo = _cache_root(train, cache_dir) / _cache_name(train) / "sensor_size.json"
     try:
         stored = json.loads(memo.read_text())
         if stored["sources"] == sources:
@@ -178,13 +189,13 @@ def sensor_size_of(
     except (OSError, ValueError, KeyError):
         pass
     height = width = 0
-    for path, _ in folders.train:
+    for path in train.paths():
         events = read_recording(path)
         if len(events["t"]):
             height = max(height, int(events["y"].max()) + 1)
             width = max(width, int(events["x"].max()) + 1)
     if height == 0:
-        raise EventFolderError(f"{NAME}: the training recordings in {folders.root} hold no event")
+        raise EventFolderError(f"{NAME}: the training recordings in {train.root} hold no event")
     memo.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"sources": sources, "sensor_size": [height, width]}).encode()
     atomic_write(memo, lambda f: f.write(text))
@@ -214,27 +225,26 @@ def _counts(path: Path, T: int, split_by: str, size: tuple[int, int]) -> np.ndar
 
 
 def eventfolder_dataset(
-    folders: ClassFolders,
+    split: FolderSplit,
     train: bool,
     T: int,
     split_by: str,
     size: tuple[int, int],
     cache_dir: str | os.PathLike | None,
-    transform,
+    transform: Callable[..., torch.Tensor],
 ) -> EventFrameDataset:
-    """Read, integrate and cache (once per ``(T, split_by)``) one split of ``folders``."""
-    files = folders.split(train)
-    if not files:
-        raise EventFolderError(f"{NAME}: {folders.root} leaves no file for the validation split")
+    """Read, integrate and cache (once per ``(T, split_by)``) the ``split`` (the training one if
+    ``train``); ``transform(x, generator)`` is applied per sample, with per-sample seeds."""
+    paths = split.paths()
     store = cached_frames(
-        _cache_name(folders),
+        _cache_name(split),
         "train" if train else "val",
         T,
         split_by,
         size,
-        _cache_root(folders, cache_dir),
-        file_fingerprint(folders.root, (p for p, _ in files)) + [list(folders.classes)],
-        lambda: ((_counts(p, T, split_by, size), label) for p, label in files),
-        total=len(files),
+        _cache_root(split, cache_dir),
+        file_fingerprint(split.root, paths) + [list(split.classes)],
+        lambda: ((_counts(p, T, split_by, size), int(y)) for p, y in zip(paths, split.labels)),
+        total=len(paths),
     )
-    return EventFrameDataset(store, transform)
+    return EventFrameDataset(store, transform, per_sample_seeds=True)

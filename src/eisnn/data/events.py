@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from .cache import FrameStore, frame_cache_dir, load_or_build
 from .frames import SPLIT_MODES
+from .seeded import sample_generator
 
 __all__ = ["EventFrameDataset", "cached_frames", "file_fingerprint"]
 
@@ -54,25 +55,37 @@ def _lazy(samples: Callable[[], Iterable]) -> Iterable:
 
 
 class EventFrameDataset(Dataset):
-    """``(x float32 [T, 2, H', W'], label)`` from a frame cache, ``transform`` applied per
-    sample."""
+    """``(x float32 [T, 2, H', W'], label)`` from a frame cache (one file per sample, read when
+    the sample is), ``transform`` applied per sample.
+
+    With ``per_sample_seeds`` the loader indexes it with ``(index, base)`` pairs
+    (:class:`~eisnn.data.seeded.SeededBatchSampler`) and ``transform(x, generator)`` draws from
+    :func:`~eisnn.data.seeded.sample_generator` ``(base, index)`` (from torch's global RNG when
+    indexed with ``index`` alone); otherwise ``transform(x)`` draws from torch's global RNG."""
 
     def __init__(
         self,
         store: FrameStore,
-        transform: Callable[[torch.Tensor], torch.Tensor] | None,
+        transform: Callable[..., torch.Tensor] | None,
         label_map: Sequence[int] | None = None,
+        per_sample_seeds: bool = False,
     ):
         self.store = store
         self.transform = transform
+        self.per_sample_seeds = per_sample_seeds
         labels = store.labels if label_map is None else np.asarray(label_map)[store.labels]
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64))
 
     def __len__(self) -> int:
         return len(self.store)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, generator = key, None
+        if isinstance(key, tuple):
+            index, base = key
+            generator = sample_generator(base, index)
         x = torch.from_numpy(self.store[index].astype(np.float32))
         if self.transform is not None:
-            x = self.transform(x[None])[0]
+            seeds = (generator,) if self.per_sample_seeds else ()
+            x = self.transform(x[None], *seeds)[0]
         return x, int(self.labels[index])

@@ -1,15 +1,20 @@
-"""Labelled folders: classes as sub-folders (torchvision's convention), the two layouts, the seeded
-stratified split and ImageNet's flat validation folder with a ground-truth file.
+"""Labelled folders, for every dataset read from one (``imagefolder``, ``eventfolder``): classes as
+sub-folders (torchvision's convention), the two layouts, the seeded stratified split and
+ImageNet's flat validation folder with a ground-truth file.
 
 Layouts of ``data_dir``:
 
-- ``train/<class>/...`` and ``val/<class>/...``; ``val/`` may instead be flat (the files
-  themselves) with a ground-truth file (see :func:`read_ground_truth`);
-- ``<class>/...`` only: a seeded split holds out ``val_fraction`` of every class.
+- ``train/<class>/...`` and ``val/<class>/...`` (``val/`` may lack classes, not add one); where
+  the caller allows it (``flat_val``), ``val/`` may instead be flat (the files themselves) with a
+  ground-truth file (see :func:`read_ground_truth`);
+- ``<class>/...`` only: a seeded split holds out ``val_fraction`` of every class
+  (:func:`stratified_split`).
 
 Class index = position of the folder name in the sorted list of ``train/``'s (or ``data_dir``'s)
-sub-folders. A file whose extension is not one of ``extensions`` is skipped and counted (a
-warning names the count and the first one); a class folder left empty is an error.
+sub-folders; hidden sub-folders (``.name``) are not classes. A file whose suffix is not one of the
+accepted ``extensions``, or a hidden file, is skipped and counted (one warning names the count
+and the first one); a class folder left empty is an error. Every error is a :class:`FolderError`
+or an :class:`~eisnn.errors.InputNotFoundError`, one line naming the file or folder.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputNotFoundError
+from ..errors import InputNotFoundError, UserError
 
 __all__ = [
+    "DEFAULT_VAL_FRACTION",
+    "FolderError",
     "FolderSplit",
     "class_names",
     "scan_split",
@@ -38,14 +45,18 @@ __all__ = [
 GROUND_TRUTH_FILES = ("LOC_val_solution.csv", "val.txt", "val_annotations.txt")
 
 
-class FolderError(ValueError):
+# the held-out share of every class in the one-folder layout (config key val_fraction)
+DEFAULT_VAL_FRACTION = 0.1
+
+
+class FolderError(UserError, ValueError):
     """A folder that does not hold labelled data as expected (one line naming the path)."""
 
 
 @dataclass(frozen=True)
 class FolderSplit:
-    """One split: file paths relative to ``root`` (as UTF-8 bytes, compact and shared copy-on-write
-    by worker processes), their labels, and the class names."""
+    """One split: file paths relative to ``root``, the ``data_dir`` (as UTF-8 bytes, compact and
+    shared copy-on-write by worker processes), their labels, and the class names."""
 
     root: Path
     files: np.ndarray  # dtype "S": relative paths
@@ -54,6 +65,10 @@ class FolderSplit:
 
     def path(self, index: int) -> Path:
         return self.root / self.files[index].decode()
+
+    def paths(self) -> list[Path]:
+        """Every file of the split, in order."""
+        return [self.root / f.decode() for f in self.files]
 
 
 def _subfolders(folder: Path) -> list[str]:
@@ -86,26 +101,36 @@ def class_names(root: str | os.PathLike) -> tuple[str, ...]:
 
 
 def _class_files(folder: Path, extensions: Collection[str], skipped: list[Path]) -> list[str]:
-    """Sorted names of the files in ``folder`` with one of ``extensions`` (others go to
-    ``skipped``); an error if none is left."""
+    """Sorted names of the files in ``folder`` with one of ``extensions`` (lower case); hidden
+    files and the others go to ``skipped``; an error if none is left."""
     names, other = [], []
     for entry in os.scandir(folder):
         if entry.is_file():
             suffix = os.path.splitext(entry.name)[1].lower()
-            (names if suffix in extensions else other).append(entry.name)
+            wanted = suffix in extensions and not entry.name.startswith(".")
+            (names if wanted else other).append(entry.name)
     skipped += [folder / n for n in sorted(other)]
     if not names:
-        raise FolderError(f"{folder}: empty class folder (no {'/'.join(sorted(extensions))} file)")
+        raise FolderError(
+            f"{folder}: empty class folder (holds no {'/'.join(sorted(extensions))} file)"
+        )
     return sorted(names)
 
 
 def _scan_classes(
-    folder: Path, classes: tuple[str, ...], extensions: Collection[str], skipped: list[Path]
+    root: Path,
+    folder: Path,
+    classes: tuple[str, ...],
+    extensions: Collection[str],
+    skipped: list[Path],
 ) -> tuple[list[str], list[int]]:
+    """The files (relative to ``root``) and labels of the class folders ``classes`` of
+    ``folder``, class by class, each class's files sorted by name."""
     files, labels = [], []
     for label, name in enumerate(classes):
+        prefix = (folder / name).relative_to(root).as_posix()
         names = _class_files(folder / name, extensions, skipped)
-        files += [f"{name}/{n}" for n in names]
+        files += [f"{prefix}/{n}" for n in names]
         labels += [label] * len(names)
     return files, labels
 
@@ -156,8 +181,8 @@ def _parse_ground_truth(path: Path, index: dict[str, int]) -> dict[str, int]:
 def read_ground_truth(
     val: Path, root: Path, classes: tuple[str, ...], extensions: Collection[str]
 ) -> tuple[list[str], list[int]]:
-    """The files of a flat ``val/`` and their labels from the first of
-    :data:`GROUND_TRUTH_FILES` found in ``val/`` or ``root``; every image needs a label."""
+    """The files of a flat ``val/`` (names relative to it) and their labels from the first of
+    :data:`GROUND_TRUTH_FILES` found in ``val/`` or ``root``; every file needs a label."""
     found = [d / n for n in GROUND_TRUTH_FILES for d in (val, root) if (d / n).is_file()]
     if not found:
         raise InputNotFoundError(
@@ -168,26 +193,28 @@ def read_ground_truth(
     skipped: list[Path] = []
     names = _class_files(val, extensions, skipped)
     names = [n for n in names if val / n != found[0]]
-    _warn_skipped([s for s in skipped if s != found[0]])
+    _warn_skipped([s for s in skipped if s != found[0]], extensions)
     missing = [n for n in names if Path(n).stem not in truth]
     if missing:
         raise FolderError(f"{val / missing[0]}: no label in {found[0]}")
     return names, [truth[Path(n).stem] for n in names]
 
 
-def _warn_skipped(skipped: list[Path]) -> None:
+def _warn_skipped(skipped: list[Path], extensions: Collection[str]) -> None:
+    """One warning for the files a scan left out: their count and the first one."""
     if skipped:
         warnings.warn(
-            f"skipped {len(skipped)} file(s) that are not images by their extension, e.g. "
-            f"{skipped[0]}",
-            stacklevel=3,
+            f"skipped {len(skipped)} file(s) that are hidden or not "
+            f"{'/'.join(sorted(extensions))} files by their suffix, e.g. {skipped[0]}",
+            stacklevel=4,
         )
 
 
 def _val_split(
-    root: Path, val: Path, classes: tuple[str, ...], extensions: Collection[str]
+    root: Path, val: Path, classes: tuple[str, ...], extensions: Collection[str], flat_val: bool
 ) -> FolderSplit:
-    """``val/`` with class folders (each one a class of ``train/``) or flat with ground truth."""
+    """``val/`` with class folders (each one a class of ``train/``) or, if ``flat_val``, flat
+    with ground truth."""
     names = _subfolders(val)
     unknown = [n for n in names if n not in classes]
     if unknown:
@@ -197,33 +224,48 @@ def _val_split(
     if names:
         skipped: list[Path] = []
         present = tuple(c for c in classes if c in names)
-        files, labels = _scan_classes(val, present, extensions, skipped)
+        files, labels = _scan_classes(root, val, present, extensions, skipped)
         remap = np.array([classes.index(c) for c in present], dtype=np.int64)
-        _warn_skipped(skipped)
-        return FolderSplit(val, np.array(files, dtype="S"), remap[labels], classes)
+        _warn_skipped(skipped, extensions)
+        return FolderSplit(root, np.array(files, dtype="S"), remap[labels], classes)
+    if not flat_val:
+        raise FolderError(f"{val}: no class sub-folders (expected val/<class>/<files>)")
     files, labels = read_ground_truth(val, root, classes, extensions)
-    return FolderSplit(val, np.array(files, dtype="S"), np.array(labels, dtype=np.int64), classes)
+    files = [f"{val.name}/{n}" for n in files]
+    return FolderSplit(root, np.array(files, dtype="S"), np.array(labels, dtype=np.int64), classes)
 
 
 def scan_split(
-    root: str | os.PathLike,
+    root: str | os.PathLike | None,
     train: bool,
     extensions: Collection[str],
-    val_fraction: float = 0.1,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
     split_seed: int = 0,
+    flat_val: bool = True,
 ) -> FolderSplit:
     """The train or validation split of the labelled folder ``root`` (layouts in the module
-    docstring); with the seeded split, ``val_fraction`` of each class is held out."""
+    docstring): the files whose suffix is one of ``extensions`` (any case); with the seeded split,
+    ``val_fraction`` of each class is held out; ``flat_val`` allows a flat ``val/`` labelled by a
+    ground-truth file."""
+    if root is None:
+        raise InputNotFoundError("no data_dir given; expected a folder of class folders")
+    if not 0 < val_fraction < 1:
+        raise FolderError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
     root = Path(root).expanduser()
+    extensions = frozenset(e.lower() for e in extensions)
     train_dir, val_dir = _layout(root)
     classes = class_names(root)
     if val_dir is not None and not train:
-        return _val_split(root, val_dir, classes, extensions)
+        return _val_split(root, val_dir, classes, extensions, flat_val)
     skipped: list[Path] = []
-    files, labels = _scan_classes(train_dir, classes, extensions, skipped)
-    _warn_skipped(skipped)
+    files, labels = _scan_classes(root, train_dir, classes, extensions, skipped)
+    _warn_skipped(skipped, extensions)
     files_a, labels_a = np.array(files, dtype="S"), np.array(labels, dtype=np.int64)
     if val_dir is not None:
-        return FolderSplit(train_dir, files_a, labels_a, classes)
+        return FolderSplit(root, files_a, labels_a, classes)
     keep = stratified_split(labels_a, val_fraction, split_seed) != train
-    return FolderSplit(train_dir, files_a[keep], labels_a[keep], classes)
+    if not keep.any():
+        raise FolderError(
+            f"{root}: the seeded split leaves no validation file (every class holds one file)"
+        )
+    return FolderSplit(root, files_a[keep], labels_a[keep], classes)

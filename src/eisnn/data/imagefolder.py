@@ -17,36 +17,34 @@ A JPEG is decoded at the smallest of its 1/1, 1/2, 1/4, 1/8 scales that still le
 least ``image_size`` pixels on each side (``PIL.Image.draft``), which is where most decode time
 goes for large photographs.
 
-Reproducible randomness: a sample's random draws come from a generator seeded by
-``(base, index)``, where :class:`SeededBatchSampler` draws ``base`` once per epoch from the
-loader's generator; so the batches do not depend on the worker count, and under ``torchrun`` a
-sample is augmented the same way whichever rank reads it.
+Reproducible randomness: indexed with ``(index, base)`` from
+:class:`~eisnn.data.seeded.SeededBatchSampler`, a sample's random draws come from
+:func:`~eisnn.data.seeded.sample_generator`; so the batches do not depend on the worker count,
+and under ``torchrun`` a sample is augmented the same way whichever rank reads it.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 from ..errors import UserError
 from .augment import random_hflip, resized_crop_params
 from .color import color_jitter
-from .folders import FolderSplit, scan_split
+from .folders import DEFAULT_VAL_FRACTION, FolderSplit, scan_split
+from .seeded import sample_generator
 
 __all__ = [
     "IMAGE_EXTENSIONS",
     "ImageReadError",
     "Preprocessing",
     "ImageFolder",
-    "SeededBatchSampler",
-    "sample_generator",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp"})
@@ -96,13 +94,6 @@ class Preprocessing:
             raise ValueError(f"mean and std take 3 numbers (R, G, B), got {self.mean}, {self.std}")
         if self.std is not None and min(self.std) <= 0:
             raise ValueError(f"std must be positive, got {list(self.std)}")
-
-
-def sample_generator(base: int, index: int) -> torch.Generator:
-    """A CPU generator for sample ``index`` in the epoch whose draw is ``base``: seeded with a
-    well-mixed 63-bit function of both (``numpy.random.SeedSequence``)."""
-    state = np.random.SeedSequence([base, index]).generate_state(2, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state >> 1))
 
 
 def _draft(img: Image.Image, box: tuple[float, float, float, float], size: int) -> tuple:
@@ -172,7 +163,8 @@ def _augment_pixels(x: torch.Tensor, prep: Preprocessing, generator: torch.Gener
 class ImageFolder(Dataset):
     """One split of a labelled image folder (see :mod:`eisnn.data.folders`); ``x`` float32
     ``[3, S, S]``. Index with ``i`` (random draws from torch's global RNG) or with
-    ``(i, base)`` from :class:`SeededBatchSampler` (draws from :func:`sample_generator`)."""
+    ``(i, base)`` from :class:`~eisnn.data.seeded.SeededBatchSampler` (draws from
+    :func:`~eisnn.data.seeded.sample_generator`)."""
 
     per_sample_seeds = True  # the loader should index it through SeededBatchSampler
 
@@ -187,7 +179,7 @@ class ImageFolder(Dataset):
         root: str | os.PathLike,
         train: bool,
         prep: Preprocessing,
-        val_fraction: float = 0.1,
+        val_fraction: float = DEFAULT_VAL_FRACTION,
         split_seed: int = 0,
     ) -> ImageFolder:
         split = scan_split(root, train, IMAGE_EXTENSIONS, val_fraction, split_seed)
@@ -203,20 +195,3 @@ class ImageFolder(Dataset):
             generator = sample_generator(base, index)
         x = decode(self.split.path(index), self.prep, generator)
         return _augment_pixels(x, self.prep, generator), int(self.split.labels[index])
-
-
-class SeededBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Wraps a sampler of index batches: every index ``i`` becomes ``(i, base)``, with ``base``
-    drawn from ``generator`` once per pass (before the wrapped sampler's own draws), so that a
-    sample's augmentation depends on the epoch's seed and its index only."""
-
-    def __init__(self, batches: Sampler[list[int]], generator: torch.Generator) -> None:
-        self.batches, self.generator = batches, generator
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        base = int(torch.randint(0, 2**62, (1,), generator=self.generator))
-        for batch in self.batches:
-            yield [(int(i), base) for i in batch]

@@ -11,6 +11,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from . import transforms as tf
+from .folders import DEFAULT_VAL_FRACTION
 
 __all__ = ["DatasetInfo", "DATASET_NAMES", "dataset_info", "dataset_options", "create_dataset"]
 
@@ -56,14 +57,16 @@ def _eventfolder_info(
     cache_dir: Any = None,
     sensor_size: Sequence[int] | None = None,
     image_size: int | None = None,
-    val_fraction: float | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
     split_seed: int = 0,
 ) -> DatasetInfo:
-    from .eventfolder import event_folders, input_side, sensor_size_of
+    """Two-channel frames at ``image_size`` or the sensor's (square) size; the classes are the
+    folder's."""
+    from .eventfolder import input_side, scan_recordings, sensor_size_of
 
-    folders = event_folders(root, *_split_args(val_fraction, split_seed))
-    size = sensor_size_of(folders, sensor_size, cache_dir)
-    return DatasetInfo(len(folders.classes), 2, input_side(size, image_size), True, EVENTFOLDER_T)
+    classes = scan_recordings(root, True, val_fraction, split_seed).classes
+    size = sensor_size_of(root, sensor_size, cache_dir, val_fraction, split_seed)
+    return DatasetInfo(len(classes), 2, input_side(size, image_size), True, EVENTFOLDER_T)
 
 
 def _imagefolder_info(root: Any, image_size: int = 224, **_preprocessing: Any) -> DatasetInfo:
@@ -171,12 +174,6 @@ def _digits_dvs(root, train, T, augment, split_by: str = "number", cache_dir=Non
     )
 
 
-def _split_args(val_fraction: float | None, split_seed: int) -> tuple[float, int]:
-    from .class_folders import DEFAULT_VAL_FRACTION
-
-    return (DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction), split_seed
-
-
 def _eventfolder(
     root,
     train,
@@ -186,21 +183,21 @@ def _eventfolder(
     cache_dir=None,
     sensor_size: Sequence[int] | None = None,
     image_size: int | None = None,
-    val_fraction: float | None = None,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
     split_seed: int = 0,
 ):
-    from .eventfolder import event_folders, eventfolder_dataset, sensor_size_of
+    from .eventfolder import eventfolder_dataset, scan_recordings, sensor_size_of
 
-    folders = event_folders(root, *_split_args(val_fraction, split_seed))
-    size = sensor_size_of(folders, sensor_size, cache_dir)
+    split = scan_recordings(root, train, val_fraction, split_seed)
+    size = sensor_size_of(root, sensor_size, cache_dir, val_fraction, split_seed)
     out = size if image_size is None else (image_size, image_size)
     transform = _event_transform(
         partial(tf.eventfolder_train, size=out),
-        partial(tf.event_resize, size=out),
+        partial(tf.eventfolder_eval, size=out),
         train,
         augment,
     )
-    return eventfolder_dataset(folders, train, T, split_by, size, cache_dir, transform)
+    return eventfolder_dataset(split, train, T, split_by, size, cache_dir, transform)
 
 
 def _digits_seq(root, train, T, augment):
@@ -215,7 +212,7 @@ def _imagefolder(
     T,
     augment,
     image_size: int = 224,
-    val_fraction: float = 0.1,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
     split_seed: int = 0,
     crop_scale: Sequence[float] | None = None,
     eval_crop: float = 0.875,

@@ -104,6 +104,14 @@ def eventfolder_train(
     return _on_frames(x, lambda y: _crop_resize_flip(y, (0.7, 1.0), size, generator))
 
 
+def eventfolder_eval(
+    x: Tensor, generator: Generator = None, size: tuple[int, int] = EVENT_SIZE
+) -> Tensor:
+    """Any event folder's evaluation: the resize only (``generator`` unused; the signature of
+    :func:`eventfolder_train`)."""
+    return event_resize(x, size)
+
+
 def _one_of_roll_rotate_cutout(x: Tensor, generator: Generator) -> Tensor:
     choice = randint(torch.zeros(x.shape[0], dtype=torch.long), 2, x, generator)[
         :, None, None, None

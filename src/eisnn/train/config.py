@@ -20,6 +20,7 @@ from typing import Any, Union
 import yaml
 
 from eisnn.dale import POLICIES as DALE_POLICIES
+from eisnn.data.folders import DEFAULT_VAL_FRACTION
 from eisnn.errors import UserError
 from eisnn.functional import STABILIZATIONS, SURROGATES
 from eisnn.losses import LOSSES
@@ -117,7 +118,11 @@ class TrainConfig:
     )
     # folder datasets (imagefolder, eventfolder; passed to create_dataset)
     val_fraction: float = _key(
-        0.1, gt=0.0, lt=1.0, dataset_kwarg=True, help="held-out share of each class (no val/)"
+        DEFAULT_VAL_FRACTION,
+        gt=0.0,
+        lt=1.0,
+        dataset_kwarg=True,
+        help="held-out share of each class (no val/)",
     )
     split_seed: int = _key(0, ge=0, dataset_kwarg=True, help="seed of the held-out split")
     crop_scale: list[float] | None = _key(

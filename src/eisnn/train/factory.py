@@ -189,7 +189,7 @@ def _seeded_loader(
     the epoch's draw (``SeededBatchSampler``), so that a sample's augmentation depends on
     ``(seed, epoch, index)`` only, not on the worker count or the rank; workers decode in
     parallel (kept between epochs with ``persistent_workers``)."""
-    from eisnn.data.imagefolder import SeededBatchSampler
+    from eisnn.data.seeded import SeededBatchSampler
 
     batches = ShardBatchSampler(
         len(dataset), batch_size, ranks.sharding(equal=shuffle), shuffle, generator
