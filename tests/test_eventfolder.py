@@ -3,6 +3,7 @@ the whole path to a trained step, and one error line naming the file for each ba
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import h5py
@@ -20,6 +21,9 @@ from eisnn.data import (
 )
 from eisnn.data.aedat import make_events
 from eisnn.data.eventfolder import read_recording
+from eisnn.train.config import from_dict
+from eisnn.train.distributed import Ranks
+from eisnn.train.factory import build_loader
 
 SENSOR = (6, 10)  # H, W
 
@@ -232,3 +236,60 @@ def test_hdf5_without_h5py_says_what_to_install(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"needs h5py: pip install eisnn\[h5\]") as err:
         read_recording(path)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_other_and_hidden_files_are_skipped_with_one_warning_giving_the_count(tmp_path):
+    make_folder(tmp_path / "rec", per_class=3)
+    (tmp_path / "rec" / "left" / "notes.txt").write_text("not a recording")
+    write(tmp_path / "rec" / "right" / ".hidden.npy", make_recording(0, 1))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train = create_dataset("eventfolder", tmp_path / "rec", True, T=2, sensor_size=[6, 10])
+    assert len(train) == 4  # 3 per class, 1 of each held out; the two others skipped
+    (warning,) = caught
+    assert "skipped 2 file(s)" in str(warning.message) and "notes.txt" in str(warning.message)
+
+
+# ------------------------------------------------------------------------------ loaders
+@pytest.fixture
+def split_recordings(tmp_path) -> Path:
+    """``train/`` (6 recordings per class) and ``val/`` (2 per class)."""
+    make_folder(tmp_path / "rec", prefix="train")
+    make_folder(tmp_path / "rec", prefix="val", per_class=2)
+    return tmp_path / "rec"
+
+
+def loader_batches(folder: Path, ranks: Ranks | None = None, **keys) -> list:
+    """One epoch of the training loader the trainer builds, its generator seeded with 123."""
+    cfg = dict(dataset="eventfolder", data_dir=str(folder), image_size=8, T=2, batch_size=4)
+    loader, generator = build_loader(
+        from_dict({**cfg, "split_by": "time", **keys}), True, torch.device("cpu"), ranks
+    )
+    generator.manual_seed(123)
+    return [(x.clone(), y.clone()) for x, y in loader]
+
+
+def test_zero_and_two_workers_give_the_same_augmented_batches(split_recordings):
+    alone = loader_batches(split_recordings, num_workers=0)
+    workers = loader_batches(split_recordings, num_workers=2, persistent_workers=True)
+    plain = loader_batches(split_recordings, augment=False)
+    assert len(alone) == len(workers) == 3
+    for (xa, ya), (xb, yb) in zip(alone, workers):
+        assert torch.equal(ya, yb) and torch.equal(xa, xb)
+    assert sorted(torch.cat([y for _, y in alone]).tolist()) == [0] * 6 + [1] * 6
+    # the same order without augmentation, different frames: the batches are augmented
+    assert all(torch.equal(ya, yp) for (_, ya), (_, yp) in zip(alone, plain))
+    assert any(not torch.equal(xa, xp) for (xa, _), (xp, _) in zip(alone, plain))
+
+
+def test_two_ranks_read_disjoint_parts_that_make_the_one_process_batch(split_recordings):
+    """Each rank's batches, built as under torchrun (no process group is needed to build them):
+    the parts are disjoint halves that, side by side, are the one-process batch, augmentation
+    included."""
+    cpu = torch.device("cpu")
+    whole = loader_batches(split_recordings)
+    parts = [loader_batches(split_recordings, Ranks(r, 2, r, cpu)) for r in range(2)]
+    assert len(whole) == len(parts[0]) == len(parts[1]) == 3
+    for (x, y), (x0, y0), (x1, y1) in zip(whole, *parts):
+        assert len(y0) == len(y1) == len(y) // 2
+        assert torch.equal(torch.cat([x0, x1]), x) and torch.equal(torch.cat([y0, y1]), y)
