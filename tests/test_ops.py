@@ -30,7 +30,7 @@ def _ei_args(dtype: torch.dtype, mode: str, kernel: bool) -> list:
     w_ei, g_i = torch.rand(N_E, 2, dtype=dtype, generator=gen), torch.rand(2, dtype=dtype) + 0.1
     g_e, b_e = torch.rand(N_E, dtype=dtype, generator=gen) + 0.5, torch.randn(N_E, dtype=dtype)
     tensors = [currents, w_ei, w_ei * g_i, g_e, b_e]
-    return [t.requires_grad_() for t in tensors] + [N_E, mode, 1e-3, kernel]
+    return [t.requires_grad_() for t in tensors] + [N_E, mode, 1e-3, kernel, False]
 
 
 def _lif_input(dtype: torch.dtype) -> torch.Tensor:
@@ -53,7 +53,7 @@ def test_operations_pass_the_operator_checks(dtype: torch.dtype, kernel: bool) -
         out, *state = OPS.ei_fused_forward(*_ei_args(dtype, "adaptive", kernel))
     weights = [w.detach() for w in _ei_args(dtype, "adaptive", kernel)[1:4]]  # first order only
     backward_args = [torch.randn_like(out), *state[:2], *weights, state[2], "adaptive", 1e-3]
-    _assert_opcheck(OPS.ei_fused_backward.default, [*backward_args, kernel])
+    _assert_opcheck(OPS.ei_fused_backward.default, [*backward_args, kernel, False])
     x = _lif_input(dtype)
     for save_state in (True, False):
         lif_args = [x.clone().requires_grad_(save_state), 2.0, 1.0, "sigmoid", 4.0, kernel]
