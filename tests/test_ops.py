@@ -64,6 +64,39 @@ def test_operations_pass_the_operator_checks(dtype: torch.dtype, kernel: bool) -
         _assert_opcheck(OPS.lif_backward.default, lif_args)
 
 
+@pytest.mark.parametrize("kernel", [True, False])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64])
+def test_balanced_mode_passes_the_operator_checks(dtype: torch.dtype, kernel: bool) -> None:
+    """The balanced mode (``[a; I_I]`` of the folded weight, in ``dtype``; float32 parameters,
+    float64 with float64 currents): both operations pass the checks, the backward taking the
+    currents' channel slices as its ``a`` and ``I_I``."""
+    args = _ei_args(torch.float64 if dtype == torch.float64 else torch.float32, "adaptive", kernel)
+    args[0] = args[0].detach().to(dtype).requires_grad_()
+    args[-1] = True
+    for mode in ("adaptive", "epsilon"):
+        _assert_opcheck(OPS.ei_fused_forward.default, [*args[:6], mode, *args[7:]])
+    with torch.no_grad():
+        out, *_, row_min = OPS.ei_fused_forward(*args)
+    assert out.dtype == torch.promote_types(dtype, torch.float32)
+    c3 = args[0].detach().flatten(2)
+    weights = [w.detach() for w in args[1:4]]
+    backward_args = [torch.randn_like(out), c3[:, :N_E], c3[:, N_E:], *weights, row_min]
+    _assert_opcheck(OPS.ei_fused_backward.default, [*backward_args, "adaptive", 1e-3, kernel, True])
+
+
+def test_balanced_mode_saves_only_the_currents_in_their_own_dtype() -> None:
+    """Under autocast the node's state is the bf16 currents themselves (no float32 copies of
+    ``a`` or ``I_I``); it returns float32."""
+    currents, w_ei, w_gi, g_e, b_e = _ei_args(torch.float32, "adaptive", True)[:5]
+    currents = currents.detach().bfloat16().requires_grad_()
+    g_i = (w_gi / w_ei).detach()[0]
+    out = EF.ei_integrate_fused(currents, N_E, w_ei, g_i, g_e, b_e, balanced=True)
+    assert out.dtype == torch.float32
+    per_position = [t for t in out.grad_fn.saved_tensors if t.dim() > 2 and t.shape[1] > 1]
+    assert [t.dtype for t in per_position] == [torch.bfloat16]
+    assert per_position[0].data_ptr() == currents.data_ptr()
+
+
 @pytest.mark.parametrize("kernels", ["1", "0"])  # EISNN_CPU_KERNELS: the C kernels, or none
 def test_lif_backward_from_the_input_equals_the_backward_from_the_membranes(
     kernels: str, monkeypatch

@@ -83,7 +83,7 @@ def _node_dtype(dtype: torch.dtype, balanced: bool) -> torch.dtype:
 
 def _upcast(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """``t`` as a contiguous ``dtype`` tensor (itself when it already is one; only read)."""
-    return t.to(dtype, memory_format=torch.contiguous_format)
+    return t.to(dtype).contiguous()  # (``to`` ignores ``memory_format`` when the dtype matches)
 
 
 @torch.library.custom_op("eisnn::ei_fused_forward", mutates_args=())
