@@ -149,11 +149,13 @@ def _ei_case(spatial: tuple[int, ...], seed: int = 0):
 
 @pytest.mark.parametrize("stabilization", ["adaptive", "epsilon", "none"])
 @pytest.mark.parametrize("spatial", [(5, 7), (1, 1)])
+@pytest.mark.parametrize("balanced", [False, True])
 def test_ei_kernels_match_the_pytorch_ops(
-    stabilization: str, spatial: tuple[int, ...], monkeypatch
+    stabilization: str, spatial: tuple[int, ...], balanced: bool, monkeypatch
 ) -> None:
     """Forward bit-identical, backward to float rounding (its sums are reordered), against the
-    PyTorch element-wise ops and the float64 eager reference."""
+    PyTorch element-wise ops and the float64 eager reference (``balanced``: the currents are
+    ``[a; I_I]``, the reference ``ei_integrate_balanced``)."""
     currents, params, grad = _ei_case(spatial)
     if stabilization == "none":
         currents[:, 8:] += 0.01
@@ -161,12 +163,19 @@ def test_ei_kernels_match_the_pytorch_ops(
     results = []
     for kernel in (True, False):
         inputs = [currents.clone().requires_grad_(), *(p.clone().requires_grad_() for p in params)]
-        out = EF.ei_integrate_fused(inputs[0], 8, *inputs[1:], **options, kernel=kernel)
+        out = EF.ei_integrate_fused(
+            inputs[0], 8, *inputs[1:], **options, kernel=kernel, balanced=balanced
+        )
         results.append((out.detach(), torch.autograd.grad(out, inputs, grad)))
     (out_kernel, grads_kernel), (out_ops, grads_ops) = results
     assert torch.equal(out_kernel, out_ops)
     inputs64 = [currents.double().requires_grad_(), *(p.double().requires_grad_() for p in params)]
-    ref = EF.ei_integrate_eager(inputs64[0][:, :8], inputs64[0][:, 8:], *inputs64[1:], **options)
+    if balanced:
+        ref = EF.ei_integrate_balanced(inputs64[0], 8, *inputs64[1:], **options)
+    else:
+        ref = EF.ei_integrate_eager(
+            inputs64[0][:, :8], inputs64[0][:, 8:], *inputs64[1:], **options
+        )
     grads_ref = torch.autograd.grad(ref, inputs64, grad.double())
     for name, got, ops, want in zip(
         ["currents", "w_ei", "g_i", "g_e", "b_e"], grads_kernel, grads_ops, grads_ref

@@ -74,18 +74,28 @@ def _ei_inputs(spatial: tuple[int, ...], dtype: torch.dtype) -> list[torch.Tenso
     "spatial", [(4, 5), (1, 2), ()]
 )  # many positions, fewer positions than I units, linear
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("balanced", [False, True])
 def test_ei_fused_matches_eager(
-    stabilization: str, spatial: tuple[int, ...], dtype: torch.dtype
+    stabilization: str, spatial: tuple[int, ...], dtype: torch.dtype, balanced: bool
 ) -> None:
+    """``balanced``: the currents are ``[a; I_I]`` of the folded weight, and the reference is its
+    eager tier (``ei_integrate_balanced``): gradients of ``a``, ``I_I`` and ``W_EI`` through the
+    divisive path only."""
     currents, w_ei, g_i, g_e, b_e = inputs = _ei_inputs(spatial, dtype)
     if stabilization == "none":
         with torch.no_grad():
             currents[:, N_E:] += 0.01  # no zero denominators without stabilization
     n_e = w_ei.shape[0]
     opts = {"stabilization": stabilization, "epsilon": 1e-3}
-    ref = EF.ei_integrate_eager(currents[:, :n_e], currents[:, n_e:], w_ei, g_i, g_e, b_e, **opts)
-    out = EF.ei_integrate_fused(currents, n_e, w_ei, g_i, g_e, b_e, **opts)
-    split = EF.ei_integrate(currents, n_e, w_ei, g_i, g_e, b_e, **opts)
+    if balanced:
+        ref = EF.ei_integrate_balanced(currents, n_e, w_ei, g_i, g_e, b_e, **opts)
+    else:
+        ref = EF.ei_integrate_eager(
+            currents[:, :n_e], currents[:, n_e:], w_ei, g_i, g_e, b_e, **opts
+        )
+    out = EF.ei_integrate_fused(currents, n_e, w_ei, g_i, g_e, b_e, **opts, balanced=balanced)
+    split = EF.ei_integrate(currents, n_e, w_ei, g_i, g_e, b_e, **opts, balanced=balanced)
+    assert "eisnn_ei_fused_forward" in split.grad_fn.name()
     # float32: values and sums of products differ in rounding only (relative to the largest
     # magnitude).
     rtol = 1e-12 if dtype == torch.float64 else 1e-4

@@ -30,7 +30,7 @@ def _ei_args(dtype: torch.dtype, mode: str, kernel: bool) -> list:
     w_ei, g_i = torch.rand(N_E, 2, dtype=dtype, generator=gen), torch.rand(2, dtype=dtype) + 0.1
     g_e, b_e = torch.rand(N_E, dtype=dtype, generator=gen) + 0.5, torch.randn(N_E, dtype=dtype)
     tensors = [currents, w_ei, w_ei * g_i, g_e, b_e]
-    return [t.requires_grad_() for t in tensors] + [N_E, mode, 1e-3, kernel]
+    return [t.requires_grad_() for t in tensors] + [N_E, mode, 1e-3, kernel, False]
 
 
 def _lif_input(dtype: torch.dtype) -> torch.Tensor:
@@ -53,7 +53,7 @@ def test_operations_pass_the_operator_checks(dtype: torch.dtype, kernel: bool) -
         out, *state = OPS.ei_fused_forward(*_ei_args(dtype, "adaptive", kernel))
     weights = [w.detach() for w in _ei_args(dtype, "adaptive", kernel)[1:4]]  # first order only
     backward_args = [torch.randn_like(out), *state[:2], *weights, state[2], "adaptive", 1e-3]
-    _assert_opcheck(OPS.ei_fused_backward.default, [*backward_args, kernel])
+    _assert_opcheck(OPS.ei_fused_backward.default, [*backward_args, kernel, False])
     x = _lif_input(dtype)
     for save_state in (True, False):
         lif_args = [x.clone().requires_grad_(save_state), 2.0, 1.0, "sigmoid", 4.0, kernel]
@@ -62,6 +62,39 @@ def test_operations_pass_the_operator_checks(dtype: torch.dtype, kernel: bool) -
     for saved, saved_input in ((x, True), (h, False)) if h.numel() else ((x, True),):
         lif_args = [torch.randn_like(x), saved, 3.0, 1.0, "arctan", 2.0, saved_input]
         _assert_opcheck(OPS.lif_backward.default, lif_args)
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64])
+def test_balanced_mode_passes_the_operator_checks(dtype: torch.dtype, kernel: bool) -> None:
+    """The balanced mode (``[a; I_I]`` of the folded weight, in ``dtype``; float32 parameters,
+    float64 with float64 currents): both operations pass the checks, the backward taking the
+    currents' channel slices as its ``a`` and ``I_I``."""
+    args = _ei_args(torch.float64 if dtype == torch.float64 else torch.float32, "adaptive", kernel)
+    args[0] = args[0].detach().to(dtype).requires_grad_()
+    args[-1] = True
+    for mode in ("adaptive", "epsilon"):
+        _assert_opcheck(OPS.ei_fused_forward.default, [*args[:6], mode, *args[7:]])
+    with torch.no_grad():
+        out, *_, row_min = OPS.ei_fused_forward(*args)
+    assert out.dtype == torch.promote_types(dtype, torch.float32)
+    c3 = args[0].detach().flatten(2)
+    weights = [w.detach() for w in args[1:4]]
+    backward_args = [torch.randn_like(out), c3[:, :N_E], c3[:, N_E:], *weights, row_min]
+    _assert_opcheck(OPS.ei_fused_backward.default, [*backward_args, "adaptive", 1e-3, kernel, True])
+
+
+def test_balanced_mode_saves_only_the_currents_in_their_own_dtype() -> None:
+    """Under autocast the node's state is the bf16 currents themselves (no float32 copies of
+    ``a`` or ``I_I``); it returns float32."""
+    currents, w_ei, w_gi, g_e, b_e = _ei_args(torch.float32, "adaptive", True)[:5]
+    currents = currents.detach().bfloat16().requires_grad_()
+    g_i = (w_gi / w_ei).detach()[0]
+    out = EF.ei_integrate_fused(currents, N_E, w_ei, g_i, g_e, b_e, balanced=True)
+    assert out.dtype == torch.float32
+    per_position = [t for t in out.grad_fn.saved_tensors if t.dim() > 2 and t.shape[1] > 1]
+    assert [t.dtype for t in per_position] == [torch.bfloat16]
+    assert per_position[0].data_ptr() == currents.data_ptr()
 
 
 @pytest.mark.parametrize("kernels", ["1", "0"])  # EISNN_CPU_KERNELS: the C kernels, or none

@@ -87,6 +87,31 @@ def test_autocast_layer_is_float32_out_and_close_in_value_and_gradient() -> None
         assert relative_error(got, want) < 5e-2
 
 
+def test_autocast_layer_runs_the_balanced_fused_node_like_its_eager_tier() -> None:
+    """Under autocast the layer's node is the fused operation's balanced mode (``tiers``); forced
+    eager, ``ei_integrate_balanced`` on the same bf16 currents: the same values to float32
+    rounding, and the same gradients to a few bf16 roundings (the float32 ``dL/d currents``, which
+    differ in their last bits, enter the bf16 convolution's backward; the strict float64
+    comparison is ``tests/test_fused.py``)."""
+    torch.manual_seed(0)
+    layer = EIConv2d(16, 32, 3, padding=1)
+    x = (torch.rand(8, 16, 8, 8) < 0.3).float()
+    eisnn.ei_init(layer, x)
+    results = {}
+    for tier in ("eager", "auto"):
+        with EF.use_tier(tier), torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(x)
+            grads = torch.autograd.grad(out.square().mean(), list(layer.parameters()))
+        results[tier] = out, grads
+    assert "eisnn_ei_fused_forward" in results["auto"][0].grad_fn.name()
+    assert "eisnn_ei_fused_forward" not in results["eager"][0].grad_fn.name()
+    (out, grads), (ref, ref_grads) = results["auto"], results["eager"]
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for got, want in zip(grads, ref_grads):
+        assert relative_error(got, want) < 3e-3
+
+
 def test_lif_membrane_in_float32_under_autocast() -> None:
     x = torch.rand(4, 3, 50) * 1.5
     lif = LIF()

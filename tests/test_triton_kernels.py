@@ -217,6 +217,29 @@ def test_ei_matches_the_eager_float64_reference(mode: str, positions: int, devic
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mode", ["adaptive", "epsilon"])
+def test_ei_balanced_forward_reads_a_and_matches_the_references(mode: str, device: str) -> None:
+    """``i_ee=None``: ``sub`` holds ``a`` (left as it is); ``out`` within 1e-5 of the eager
+    balanced node in float64 (silent positions and a silent sample included), bit-identical to
+    the C kernel's balanced mode."""
+    currents, params, _ = _ei_case(mode, 35, device)
+    _, div = EF.lateral_inhibition(params[0], params[1], currents[:, E:])
+    a, div = currents[:, :E].contiguous(), div.contiguous()
+    given = a.clone()
+    out, row_min = triton_kernels.ei_forward(None, a, div, *params[2:], mode, 1e-3)
+    assert torch.equal(a, given)
+    leaves = [t.double().cpu() for t in (currents, *params)]
+    reference = EF.ei_integrate_balanced(
+        leaves[0], E, *leaves[1:], stabilization=mode, epsilon=1e-3
+    )
+    assert _scaled_error(out, reference) < 1e-5
+    if C_KERNELS:
+        cpu = [t.cpu() for t in (a, div, *params[2:])]
+        c_out, c_row_min = cpu_kernels.ei_forward(None, *cpu, mode, 1e-3)
+        assert torch.equal(out.cpu(), c_out) and torch.equal(row_min.cpu(), c_row_min)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_adaptive_row_minimum_skips_zeros_and_propagates_nan(device: str) -> None:
     """Per sample: the smallest non-zero entry, ``+inf`` for a silent sample, NaN when the
     sample holds one; as ``stabilize_`` computes them."""

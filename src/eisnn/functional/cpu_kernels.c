@@ -15,6 +15,7 @@
  * entry, +inf when there is none):
  *
  *   forward:  a = I_EE - sub (written over sub),  out = g a / q + b
+ *             (i_ee NULL: the balanced mode, sub holds a already and is only read)
  *   backward: dI_EE = g G / q,  div := g G a / q^2 (= -dL/d div, straight-through),
  *             sums over k of G a / q and of G
  *
@@ -71,9 +72,16 @@ EISNN_CLONES void ei_forward_f32(const float *restrict i_ee, long ee_stride, flo
         row_min[s] = fill;
         for (long c = 0; c < e; ++c) {
             long off = (s * e + c) * p;
-            const float *restrict ie = i_ee + s * ee_stride + c * p, *restrict dc = div + off;
+            const float *restrict dc = div + off;
             float *restrict sc = sub + off, *restrict oc = out + off;
             float gc = g[c], bc = b[c];
+            if (i_ee == NULL) { /* balanced: sub holds a already */
+#pragma omp simd
+                for (long k = 0; k < p; ++k)
+                    oc[k] = gc * sc[k] / stabilized(dc[k], mode, fill, eps) + bc;
+                continue;
+            }
+            const float *restrict ie = i_ee + s * ee_stride + c * p;
 #pragma omp simd
             for (long k = 0; k < p; ++k) {
                 float a = ie[k] - sc[k];

@@ -11,6 +11,7 @@ the build fails, or ``EISNN_CPU_KERNELS=0``, ``usable`` is false and ``functiona
 CUDA.
 
     ei_forward:    a = I_EE - sub, out = g a / stabilize(div) + b        (bit-identical to PyTorch)
+                   (or, balanced, ``a`` given: out only)
     ei_backward:   dI_EE = g G / q, g G a / q^2 (= -dL/d div), sums of G a / q and of G
     lif_forward:   spikes of X [T, ...]                                   (bit-identical to PyTorch)
     lif_backward:  dL/dX from X and dL/dS (H recomputed, nothing saved but X)
@@ -144,7 +145,7 @@ def _sample_stride(t: torch.Tensor) -> int:
 
 
 def ei_forward(
-    i_ee: torch.Tensor,
+    i_ee: torch.Tensor | None,
     sub: torch.Tensor,
     div: torch.Tensor,
     g: torch.Tensor,
@@ -154,13 +155,14 @@ def ei_forward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``sub := a = I_EE - sub`` and ``out = g a / stabilize(div) + b`` (``sub, div`` contiguous
     ``[N, n_E, P]``, ``I_EE`` a channel slice); returns ``out`` and the adaptive mode's row minima
-    ``[N, 1, 1]`` (zeros otherwise)."""
+    ``[N, 1, 1]`` (zeros otherwise). ``i_ee`` ``None``: the balanced mode, ``sub`` holds ``a``
+    already and is only read."""
     n, e, p = sub.shape
     g, b = g.contiguous(), b.contiguous()
     out, row_min = torch.empty_like(sub), sub.new_empty(n)
     _library.ei_forward_f32(
-        i_ee.data_ptr(),
-        _sample_stride(i_ee),
+        None if i_ee is None else i_ee.data_ptr(),
+        0 if i_ee is None else _sample_stride(i_ee),
         sub.data_ptr(),
         div.data_ptr(),
         out.data_ptr(),

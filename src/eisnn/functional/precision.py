@@ -11,8 +11,9 @@ cancellation from the rounded values instead of computing it in higher precision
   map(x, W_IE) = map(x, W_fold)``), so the layer's one convolution in the autocast dtype
   produces ``[a; I_I]`` with ``a = I_EE - sub`` directly, rounded once relative to ``a`` itself;
 - the rest of the node (``div = (W_EI diag g_I) I_I``, the stabilization, the division, the
-  gain and the bias) runs in float32 (:func:`ei_integrate_balanced`), and so returns float32
-  (float64 stays float64).
+  gain and the bias) runs in float32, and so returns float32 (float64 stays float64): the fused
+  operation's balanced mode (``tiers.ei_integrate(..., balanced=True)``, ``ei_fused``), whose
+  eager tier and reference is :func:`ei_integrate_balanced`.
 
 Against the unfolded node, the forward has one lateral product less and the backward two less
 (``3 n_E n_I N P`` multiply-adds for ``N`` samples of ``P`` positions), for the fold's
@@ -65,7 +66,8 @@ def ei_integrate_balanced(
     leak: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The E-I integration in float32 (or float64 for float64 input) outside autocast,
-    differentiated by autograd; returns ``[N, n_E, ...]`` in that dtype.
+    differentiated by autograd (the eager tier of the balanced mode); returns ``[N, n_E, ...]``
+    in that dtype.
 
     ``currents``: ``[a; I_I]`` with ``a = I_EE - W_EI I_I`` already subtracted (the map of
     :func:`folded_weight`), or with ``balanced=False`` the plain ``[I_EE; I_I]`` (the

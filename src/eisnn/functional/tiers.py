@@ -26,6 +26,7 @@ from . import cpu_kernels
 from .ei import STABILIZATIONS, ei_integrate_eager, split_currents
 from .ei_fused import ei_integrate_fused, fused_supported
 from .lif import lif_multistep_eager, lif_multistep_fused
+from .precision import ei_integrate_balanced
 from .surrogate import surrogate_derivative
 
 TIERS: tuple[str, ...] = ("auto", "eager", "fused", "kernel")
@@ -75,6 +76,7 @@ def ei_integrate(
     stabilization: str = "adaptive",
     epsilon: float = 1e-8,
     ste: bool = True,
+    balanced: bool = False,
 ) -> torch.Tensor:
     """The E-I integration (``ei``) of the stacked currents ``[I_EE; I_I]``, split after
     ``n_excitatory`` channels.
@@ -82,14 +84,33 @@ def ei_integrate(
     ``s_i``: the I units' output when they are not the paper's ReLU units (spikes of spiking I
     units; default ``I_I``). ``leak``: a leak conductance ``g_L`` added to the divisive current
     in place of the stabilization. ``readout``: return ``I_EE - sub`` only. ``stabilization``,
-    ``epsilon``, ``ste``: how a zero ``div`` is handled (SPEC section 2).
+    ``epsilon``, ``ste``: how a zero ``div`` is handled (SPEC section 2). ``balanced``: the
+    currents are ``[I_EE - sub; I_I]`` already (the folded weight's map under autocast,
+    ``precision``), integrated in at least float32 (eager tier: ``ei_integrate_balanced``).
     """
     if stabilization not in STABILIZATIONS:
         raise ValueError(
             f"unknown stabilization {stabilization!r}; choose one of {list(STABILIZATIONS)}"
         )
+    if balanced and (s_i is not None or leak is not None):
+        raise ValueError(
+            "ei_integrate: balanced currents cannot take s_i or leak (spiking I units)"
+        )
     fusable = s_i is None and leak is None and fused_supported(readout, stabilization, ste)
     tier = select_tier(fusable, kernel_ready=True)
+    if tier == "eager" and balanced:
+        return ei_integrate_balanced(
+            currents,
+            n_excitatory,
+            w_ei,
+            g_i,
+            g_e,
+            b_e,
+            readout=readout,
+            stabilization=stabilization,
+            epsilon=epsilon,
+            ste=ste,
+        )
     if tier == "eager":
         i_ee, i_i = split_currents(currents, n_excitatory)
         return ei_integrate_eager(
@@ -115,6 +136,7 @@ def ei_integrate(
         stabilization=stabilization,
         epsilon=epsilon,
         kernel=tier == "kernel",
+        balanced=balanced,
     )
 
 

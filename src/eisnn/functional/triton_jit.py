@@ -273,17 +273,21 @@ def ei_forward_kernel(
     p,
     epsilon,
     MODE: tl.constexpr,
+    BALANCED: tl.constexpr,
     BLOCK_C: tl.constexpr,
     BLOCK_P: tl.constexpr,
 ):
     """One ``[BLOCK_C, BLOCK_P]`` tile of sample ``program_id(0)``: ``a = I_EE - sub`` (over
-    ``sub``), ``out = g a / q + b``."""
+    ``sub``), ``out = g a / q + b``; ``BALANCED``: ``sub`` holds ``a`` (only read)."""
     s = tl.program_id(0).to(tl.int64)
     c, inner, mask = _tile(e, p, BLOCK_C, BLOCK_P, tl.program_id(2) * BLOCK_P)
     at = s * e * p + inner
-    i_ee = tl.load(i_ee_ptr + s * ee_stride + inner, mask=mask, other=0.0).to(tl.float32)
-    a = i_ee - tl.load(sub_ptr + at, mask=mask, other=0.0).to(tl.float32)
-    tl.store(sub_ptr + at, a, mask=mask)
+    if BALANCED:
+        a = tl.load(sub_ptr + at, mask=mask, other=0.0).to(tl.float32)
+    else:
+        i_ee = tl.load(i_ee_ptr + s * ee_stride + inner, mask=mask, other=0.0).to(tl.float32)
+        a = i_ee - tl.load(sub_ptr + at, mask=mask, other=0.0).to(tl.float32)
+        tl.store(sub_ptr + at, a, mask=mask)
     fill = tl.load(row_min_ptr + s) if MODE == "adaptive" else 0.0
     q = _stabilized(tl.load(div_ptr + at, mask=mask, other=1.0).to(tl.float32), fill, epsilon, MODE)
     g = tl.load(g_ptr + c, mask=c < e, other=0.0).to(tl.float32)

@@ -183,7 +183,7 @@ def _check_mode(mode: str) -> None:
 
 
 def ei_forward(
-    i_ee: torch.Tensor,
+    i_ee: torch.Tensor | None,
     sub: torch.Tensor,
     div: torch.Tensor,
     g: torch.Tensor,
@@ -194,8 +194,11 @@ def ei_forward(
     """``sub := a = I_EE - sub`` and ``out = g a / stabilize(div) + b`` (``sub, div`` contiguous
     ``[N, n_E, P]``, ``I_EE`` a channel slice); returns ``out`` (``sub``'s dtype) and the adaptive
     mode's float32 row minima ``[N, 1, 1]`` (smallest non-zero entry of each sample's ``div``,
-    ``+inf`` when none, NaN when ``div`` has one; zeros in the other modes)."""
+    ``+inf`` when none, NaN when ``div`` has one; zeros in the other modes). ``i_ee`` ``None``:
+    the balanced mode, ``sub`` holds ``a`` already and is only read."""
     _check_mode(mode)
+    balanced = i_ee is None
+    i_ee = sub if balanced else i_ee  # not read when balanced
     _check(i_ee, sub, div, g, b)
     n, e, p = sub.shape
     out = torch.empty_like(sub)
@@ -212,6 +215,7 @@ def ei_forward(
         *(i_ee, _sample_stride(i_ee), sub, div, out, g.contiguous(), b.contiguous(), row_min),
         *(e, p, epsilon),
         MODE=mode,
+        BALANCED=balanced,
         BLOCK_C=channels,
         BLOCK_P=positions,
     )

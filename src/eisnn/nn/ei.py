@@ -263,7 +263,7 @@ class EILayer(nn.Module):
         params = (self.n_excitatory, w_ei, self.g_i, self.g_e, self.b_e)
         if self.i_population is None:
             currents = self._drive(x, EF.folded_weight(self.w_ee, self.w_ie, w_ei))
-            return EF.ei_integrate_balanced(currents, *params, **options)
+            return EF.ei_integrate(currents, *params, balanced=True, **options)
         currents = self.stacked_currents(x)
         s_i = self.i_population(currents[:, self.n_excitatory :])
         leak = None if self.readout else self.i_leak
