@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from eisnn.files import atomic_write, remove_torn_writes
+from eisnn.files import atomic_write
 
 
 def test_a_write_replaces_the_file_whole_and_creates_its_folder(tmp_path):
@@ -51,20 +47,3 @@ def test_a_failed_first_write_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match="cannot encode"):
         atomic_write(tmp_path / "plot.png", write)
     assert list(tmp_path.iterdir()) == []
-
-
-def test_torn_writes_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    dead = int(done.stdout)  # a process that has exited
-    torn = tmp_path / f".last.pt.tmp{dead}-0a1b2c3d"
-    live = tmp_path / f".last.pt.tmp{os.getpid()}-0a1b2c3d"  # this process: a write in progress
-    other = tmp_path / ".hidden.tmp-notes"  # not a name atomic_write makes
-    for path in (torn, live, other):
-        path.write_bytes(b"partial")
-    assert remove_torn_writes(tmp_path) == [torn]
-    assert not torn.exists() and live.exists() and other.exists()

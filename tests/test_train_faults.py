@@ -110,7 +110,6 @@ def test_sigkill_mid_write_keeps_last_pt_and_resume_finishes(tmp_path, capsys):
     code, out, err = run(capsys, "train", "--resume", str(run_dir))
     assert code == 0, err
     assert f"resuming {run_dir} after epoch 1/2" in out
-    assert f"removed {torn[0].name}" in out and not torn[0].exists()  # the torn write is gone
     after = ckpt.load_checkpoint(last)
     assert after["epoch"] == 2
     assert after["history"][:1] == before["history"]  # continued from epoch 1, not restarted

@@ -7,7 +7,6 @@ plots, histogram data, event recordings. It depends on nothing but the standard 
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -37,33 +36,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
-
-
-_TEMPORARY = re.compile(r"\.(?P<name>.+)\.tmp(?P<pid>\d+)-[0-9a-f]+")
-
-
-def remove_torn_writes(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files that ``atomic_write`` left in ``folder`` when its process was
-    killed mid-write (their writer's pid is no longer running); returns them. A temporary file
-    of a live process is kept: it may be a write in progress."""
-    removed = []
-    for tmp in Path(folder).glob(".*.tmp*"):
-        match = _TEMPORARY.fullmatch(tmp.name)
-        if match and not _running(int(match["pid"])):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
-
-
-def _running(pid: int) -> bool:
-    """Whether a process with this pid exists (one of another user counts as running)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(folder: Path) -> None:

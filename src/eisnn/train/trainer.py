@@ -38,7 +38,6 @@ from tqdm import tqdm
 
 from eisnn import dale
 from eisnn.errors import UserError
-from eisnn.files import remove_torn_writes
 from eisnn.init import ei_init, is_initialized
 from eisnn.losses import get_loss
 from eisnn.train.callbacks import Callback, CallbackFactory, check_config_keys, no_callbacks
@@ -145,8 +144,6 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         if self.ranks.is_main:  # only rank 0 writes
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            for torn in remove_torn_writes(self.ckpt_dir):  # a killed run's half-written file
-                self.echo(f"removed {torn.name}, left by a process killed while writing")
             save_config(cfg, self.run_dir / "config.yaml")
         self.tb = (
             TensorBoardLog(
