@@ -19,11 +19,8 @@ code (no host synchronization).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 
-Stabilization = Literal["adaptive", "epsilon", "none"]
 STABILIZATIONS: tuple[str, ...] = ("adaptive", "epsilon", "none")
 
 
