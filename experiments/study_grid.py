@@ -1,59 +1,38 @@
-"""The study's grid: the paper's ablations and baselines at two depths on offline data.
+"""The studies' grids: the paper's ablations and baselines on offline data.
 
 Run by ``experiments/study.py`` (which also writes ``docs/results.md``), on the installed package.
+Two studies, each datasets x networks x variants x seeds:
 
-Grid: datasets (``digits`` upsampled to 16x16, ``digits_dvs`` event frames) x depths (an MLP with 2
-hidden layers = 3 weight layers, and one with 10 = 11 weight layers) x variants (the full E-I
-method, its four ablations of SPEC section 7, the BN-SNN and a plain SNN with Kaiming init) x
-seeds. Every run is an ordinary training run (``eisnn.run``) with diagnostics on, in
-``OUT/<dataset>/<depth>/<variant>/seed<k>``; a finished run leaves ``result.json`` and is not
-trained again, so an interrupted study continues where it stopped.
+- ``mlp``: spiking MLPs with 2 hidden layers (3 weight layers) and with 10 (11 weight layers);
+- ``conv``: the paper's architectures, VGG-8 and ResNet-18, scaled down in width.
 
-A run *diverged* when a non-finite loss or gradient stopped it (its accuracy is then the last
-evaluation before the stop); it *collapsed* when, on the test set at the end, the firing rate of
-one of its spiking layers (mean over its units) is below 1%: in a network without shortcuts no
-signal then reaches the readout.
+Variants: the full E-I method, its four ablations of SPEC section 7, the BN-SNN and a plain SNN
+with Kaiming init; a variant names a layer kind (``ei``, ``bn``, ``plain``) and the network an
+architecture, and the model is ``<kind>_<architecture>``. Every run is a cached training run
+(``cached_runs.py``) with diagnostics on, in ``OUT/<dataset>/<network>/<variant>/seed<k>``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import multiprocessing as mp
-import statistics
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eisnn.data import create_dataset, dataset_info
-from eisnn.files import atomic_write
-from eisnn.run import start_run
-from eisnn.train.config import from_dict
-from eisnn.train.trainer import NonFiniteError
+from cached_runs import Job, prepare_event_data, run_jobs
 
-COLLAPSE_RATE = 0.01
 VARIANTS: dict[str, dict[str, Any]] = {
-    "E-I (full method)": {"model": "ei_mlp"},
-    "no E-I Init (standard init)": {"model": "ei_mlp", "init": "standard"},
+    "E-I (full method)": {"kind": "ei"},
+    "no E-I Init (standard init)": {"kind": "ei", "init": "standard"},
     "fixed epsilon (no adaptive stab.)": {
-        "model": "ei_mlp",
+        "kind": "ei",
         "stabilization": "epsilon",
         "epsilon": 1e-8,
     },
-    "no straight-through estimator": {"model": "ei_mlp", "ste": False},
-    "no W_EI gradient scaling": {"model": "ei_mlp", "scale_w_ei_grad": False},
-    "BN-SNN": {"model": "bn_mlp"},
-    "plain SNN (Kaiming)": {"model": "plain_mlp"},
-}
-DEPTHS: dict[str, list[int]] = {
-    "shallow (3 weight layers)": [128, 128],
-    "deep (11 weight layers)": [128] * 10,
-}
-DATASETS: dict[str, dict[str, Any]] = {
-    "digits": {"dataset": "digits", "image_size": 16, "epochs": 15},
-    "digits_dvs": {"dataset": "digits_dvs", "epochs": 10},
+    "no straight-through estimator": {"kind": "ei", "ste": False},
+    "no W_EI gradient scaling": {"kind": "ei", "scale_w_ei_grad": False},
+    "BN-SNN": {"kind": "bn"},
+    "plain SNN (Kaiming)": {"kind": "plain"},
 }
 BASE: dict[str, Any] = {
     "T": 4,
@@ -77,25 +56,97 @@ BASE: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
+class Network:
+    """An architecture and its options; ``per_dataset`` adds options for one dataset."""
+
+    arch: str
+    options: dict[str, Any]
+    per_dataset: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def settings(self, dataset: str) -> dict[str, Any]:
+        return {**self.options, **self.per_dataset.get(dataset, {})}
+
+
+@dataclass(frozen=True)
+class Study:
+    """One grid: its key in :data:`STUDIES`, the prefix of its blocks in the document (``name``)
+    and of its figures, data, networks, the networks whose per-layer diagnostics are drawn, and
+    the training settings that differ from :data:`BASE`."""
+
+    key: str
+    name: str
+    figures: str
+    datasets: dict[str, dict[str, Any]]
+    networks: dict[str, Network]
+    diagnosed: tuple[str, ...]
+    training: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base(self) -> dict[str, Any]:
+        return {**BASE, **self.training}
+
+
+STUDIES: dict[str, Study] = {
+    "mlp": Study(
+        "mlp",
+        "results",
+        "study",
+        {
+            "digits": {"dataset": "digits", "image_size": 16, "epochs": 15},
+            "digits_dvs": {"dataset": "digits_dvs", "epochs": 10},
+        },
+        {
+            "shallow (3 weight layers)": Network("mlp", {"hidden": [128, 128]}),
+            "deep (11 weight layers)": Network("mlp", {"hidden": [128] * 10}),
+        },
+        ("deep (11 weight layers)",),
+    ),
+    "conv": Study(
+        "conv",
+        "conv",
+        "conv",
+        {
+            "digits": {"dataset": "digits", "epochs": 8},
+            "digits_dvs": {"dataset": "digits_dvs", "epochs": 6},
+        },
+        {
+            "VGG-8 (width 1/4)": Network("vgg8", {"width": 0.25}, {"digits": {"image_size": 32}}),
+            "ResNet-18 (width 1/4; 1/8 on digits_dvs)": Network(
+                "resnet18",
+                {"width": 0.25},
+                {"digits": {"image_size": 16}, "digits_dvs": {"width": 0.125}},
+            ),
+        },
+        ("VGG-8 (width 1/4)", "ResNet-18 (width 1/4; 1/8 on digits_dvs)"),
+        {"batch_size": 32},
+    ),
+}
+
+
+@dataclass(frozen=True)
 class RunSpec:
+    study: str
     dataset: str
-    depth: str
+    network: str
     variant: str
     seed: int
 
     def folder(self, out: Path) -> Path:
-        return out / self.dataset / slug(self.depth) / slug(self.variant) / f"seed{self.seed}"
+        return out / self.dataset / slug(self.network) / slug(self.variant) / f"seed{self.seed}"
 
-    def config(self, out: Path, data_dir: str) -> dict[str, Any]:
+    def config(self, data_dir: str) -> dict[str, Any]:
+        study = STUDIES[self.study]
+        network = study.networks[self.network]
+        variant = dict(VARIANTS[self.variant])
+        kind = variant.pop("kind")
         return {
-            **BASE,
-            **DATASETS[self.dataset],
-            **VARIANTS[self.variant],
-            "hidden": DEPTHS[self.depth],
+            **study.base,
+            **study.datasets[self.dataset],
+            **network.settings(self.dataset),
+            "model": f"{kind}_{network.arch}",
+            **variant,
             "seed": self.seed,
             "data_dir": data_dir,
-            "out_dir": str(self.folder(out).parent),
-            "name": self.folder(out).name,
         }
 
 
@@ -103,81 +154,32 @@ def slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text.split(" (")[0]).strip("_").lower()
 
 
-def plan(datasets: Sequence[str], seeds: int) -> list[RunSpec]:
+def plan(study: str, datasets: Sequence[str], seeds: int) -> list[RunSpec]:
     return [
-        RunSpec(d, depth, v, s)
+        RunSpec(study, d, network, v, s)
         for d in datasets
-        for depth in DEPTHS
+        for network in STUDIES[study].networks
         for v in VARIANTS
         for s in range(seeds)
     ]
 
 
-def run_one(spec: RunSpec, out: Path, data_dir: str) -> dict[str, Any]:
-    """Train one run (single-threaded: ``cpu_threads: 1``) and write its ``result.json``; returns
-    the result."""
-    result_path = spec.folder(out) / "result.json"
-    if result_path.exists():
-        return json.loads(result_path.read_text())
-    start = time.perf_counter()
-    trainer = start_run(from_dict(spec.config(out, data_dir)), echo=lambda _: None)
-    diverged = None
-    try:
-        trainer.fit()
-    except NonFiniteError as err:
-        diverged = str(err).split(";")[0]
-    finally:
-        trainer.close()
-    evals = [r for r in trainer.history if r.get("test_top1") is not None]
-    last = evals[-1] if evals else {}
-    rates = [v for k, v in last.items() if k.startswith("rate/")]
-    mean_rate = statistics.fmean(rates) if rates else float("nan")
-    result = {
-        **spec.__dict__,
-        "epochs_done": trainer.epoch,
-        "test_top1": last.get("test_top1", float("nan")),
-        "test_loss": last.get("test_loss", float("nan")),
-        "mean_rate": mean_rate,
-        "min_rate": min(rates) if rates else float("nan"),
-        "diverged": diverged,
-        "collapsed": bool(min(rates) < COLLAPSE_RATE) if rates else None,
-        "wall_s": time.perf_counter() - start,
-    }
-    text = json.dumps(result, indent=1).encode()
-    atomic_write(result_path, lambda f: f.write(text))
-    return result
-
-
-def _run_star(args: tuple[RunSpec, Path, str]) -> dict[str, Any]:
-    return run_one(*args)
-
-
 def run_study(
-    out: Path, data_dir: str, datasets: Sequence[str], seeds: int, workers: int, echo=print
+    study: str,
+    out: Path,
+    data_dir: str,
+    datasets: Sequence[str],
+    seeds: int,
+    workers: int,
+    echo=print,
 ) -> list[dict[str, Any]]:
-    """Train every run of the grid with ``workers`` single-threaded processes (1: in this
-    process)."""
-    specs = plan(datasets, seeds)
-    # event recordings and frame caches are written once, before the workers start
-    for name in datasets:
-        if dataset_info(name).is_event:
-            for train in (True, False):
-                create_dataset(name, data_dir, train, T=BASE["T"], augment=False)
-    jobs = [(s, out, data_dir) for s in specs]
-    with contextlib.ExitStack() as stack:
-        if workers == 1:  # in this process
-            finished = map(_run_star, jobs)
-        else:
-            finished = stack.enter_context(mp.get_context("spawn").Pool(workers)).imap(
-                _run_star, jobs
-            )
-        results = []
-        for i, r in enumerate(finished, 1):
-            status = "DIVERGED" if r["diverged"] else ("collapsed" if r["collapsed"] else "ok")
-            echo(
-                f"[{i}/{len(specs)}] {r['dataset']} | {r['depth']} | {r['variant']} | "
-                f"seed {r['seed']}: top-1 {r['test_top1']:.2f}%  rate {r['mean_rate']:.3f}  "
-                f"{status}  {r['wall_s']:.0f}s"
-            )
-            results.append(r)
-    return results
+    """Train every run of the study's grid with ``workers`` single-threaded processes."""
+    specs = plan(study, datasets, seeds)
+    prepare_event_data(datasets, data_dir, STUDIES[study].base["T"])
+    jobs: list[Job] = [(s.folder(out), s.config(data_dir), s.__dict__) for s in specs]
+    return run_jobs(
+        jobs,
+        workers,
+        lambda r: f"{r['dataset']} | {r['network']} | {r['variant']} | seed {r['seed']}",
+        echo,
+    )

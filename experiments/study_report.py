@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
-from study_grid import BASE, COLLAPSE_RATE, DATASETS, DEPTHS, VARIANTS, RunSpec, slug
+from cached_runs import COLLAPSE_RATE
+from study_grid import VARIANTS, Network, RunSpec, Study, slug
 
 from eisnn.diagnostics.plots import plot_layer_curves
 from eisnn.files import atomic_write
@@ -52,6 +53,10 @@ def load_results(out: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(out.glob("*/*/*/seed*/result.json"))]
 
 
+def _spec(r: dict[str, Any]) -> RunSpec:
+    return RunSpec(r["study"], r["dataset"], r["network"], r["variant"], r["seed"])
+
+
 def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     values = [v for v in values if not math.isnan(v)]
     if not values:
@@ -60,18 +65,18 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _history(out: Path, r: dict[str, Any]) -> list[dict[str, Any]]:
-    path = RunSpec(r["dataset"], r["depth"], r["variant"], r["seed"]).folder(out) / "metrics.csv"
+    path = _spec(r).folder(out) / "metrics.csv"
     return read_metrics_csv(path) if path.exists() else []
 
 
 def summarize(
     out: Path, results: list[dict[str, Any]]
 ) -> dict[tuple[str, str, str], dict[str, Any]]:
-    """Per (dataset, depth, variant): accuracy mean/std/min/max, divergence and collapse counts,
+    """Per (dataset, network, variant): accuracy mean/std/min/max, divergence and collapse counts,
     rates."""
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for key in sorted({(r["dataset"], r["depth"], r["variant"]) for r in results}):
-        runs = [r for r in results if (r["dataset"], r["depth"], r["variant"]) == key]
+    for key in sorted({(r["dataset"], r["network"], r["variant"]) for r in results}):
+        runs = [r for r in results if (r["dataset"], r["network"], r["variant"]) == key]
         acc = [r["test_top1"] for r in runs]
         hists = [_history(out, r) for r in runs]
         div_zero = [
@@ -114,7 +119,7 @@ def summarize(
             "diverged": sum(r["diverged"] is not None for r in runs),
             "exploded": exploded,
             "max_grad": _finite_max(max_grad),
-            "collapsed": sum(r["min_rate"] < COLLAPSE_RATE for r in runs),  # see study.py
+            "collapsed": sum(r["min_rate"] < COLLAPSE_RATE for r in runs),  # see cached_runs
             "rate": _mean_std([r["mean_rate"] for r in runs])[0],
             "min_rate": _mean_std([r["min_rate"] for r in runs])[0],
             "grad_w_ei": statistics.fmean(grad_w_ei) if grad_w_ei else float("nan"),
@@ -134,19 +139,19 @@ def _fmt(x: float, digits: int = 1) -> str:
     return "n/a" if math.isnan(x) else f"{x:.{digits}f}"
 
 
-def results_table(cells: dict, dataset: str) -> list[str]:
+def results_table(study: Study, cells: dict, dataset: str) -> list[str]:
     lines = [
-        "| depth | variant | top-1 % (mean ± std) | min - max | diverged | exploded | collapsed "
+        "| network | variant | top-1 % (mean ± std) | min - max | diverged | exploded | collapsed "
         "| mean rate | lowest layer rate | largest gradient norm |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for depth in DEPTHS:
+    for network in study.networks:
         for variant in VARIANTS:
-            c = cells.get((dataset, depth, variant))
+            c = cells.get((dataset, network, variant))
             if c is None:
                 continue
             lines.append(
-                f"| {depth} | {variant} | {_fmt(c['acc'])} ± {_fmt(c['std'])} | {_fmt(c['min'])} - "
+                f"| {network} | {variant} | {_fmt(c['acc'])} ± {_fmt(c['std'])} | {_fmt(c['min'])} - "
                 f"{_fmt(c['max'])} | {c['diverged']}/{c['n']} | {c['exploded']}/{c['n']} | "
                 f"{c['collapsed']}/{c['n']} | {_fmt(c['rate'], 3)} | {_fmt(c['min_rate'], 3)} | "
                 f"{c['max_grad']:.2g} |"
@@ -182,12 +187,13 @@ def verdict(mode: str, full: dict[str, Any], abl: dict[str, Any]) -> str:
     )
 
 
-def claims_table(cells: dict, datasets: Sequence[str]) -> list[str]:
-    lines = ["| ablation | paper's claim | data, depth | measured here |", "|---|---|---|---|"]
+def claims_table(study: Study, cells: dict, datasets: Sequence[str]) -> list[str]:
+    lines = ["| ablation | paper's claim | data, network | measured here |", "|---|---|---|---|"]
     for variant, (claim, mode) in CLAIMS.items():
         for dataset in datasets:
-            for depth in DEPTHS:
-                full, abl = cells.get((dataset, depth, FULL)), cells.get((dataset, depth, variant))
+            for network in study.networks:
+                full = cells.get((dataset, network, FULL))
+                abl = cells.get((dataset, network, variant))
                 if full is None or abl is None:
                     continue
                 extra = ""
@@ -203,34 +209,40 @@ def claims_table(cells: dict, datasets: Sequence[str]) -> list[str]:
                         f"{abl['grad_w_ei']:.2g}"
                     )
                 lines.append(
-                    f"| {variant} | {claim} | {dataset}, {depth.split(' (')[0]} | "
+                    f"| {variant} | {claim} | {dataset}, {network.split(' (')[0]} | "
                     f"{verdict(mode, full, abl)}{extra} |"
                 )
     return lines
 
 
-def depth_lines(cells: dict, datasets: Sequence[str]) -> list[str]:
-    """The normalization-free claim: the deep E-I network against the BN and plain SNNs."""
-    deep = list(DEPTHS)[-1]
+def depth_lines(study: Study, cells: dict, datasets: Sequence[str]) -> list[str]:
+    """The normalization-free claim: each E-I network against its BN and plain twins."""
     lines = []
     for dataset in datasets:
-        get = lambda v, dataset=dataset: cells.get((dataset, deep, v))
-        full, bn, plain = get(FULL), get("BN-SNN"), get("plain SNN (Kaiming)")
-        if full is None or bn is None or plain is None:
-            continue
-        lines.append(
-            f"- {dataset}, {deep}: E-I {_fmt(full['acc'])} ± {_fmt(full['std'])}%, BN-SNN "
-            f"{_fmt(bn['acc'])} ± {_fmt(bn['std'])}%, "
-            f"plain SNN {_fmt(plain['acc'])} ± {_fmt(plain['std'])}% "
-            f"(plain: collapsed {plain['collapsed']}/{plain['n']}, "
-            f"diverged {plain['diverged']}/{plain['n']})."
-        )
+        for network in study.networks:
+            lines += _twins_line(cells, dataset, network)
     return lines
 
 
-def plot_training(out: Path, results: list[dict[str, Any]], dataset: str, path: Path) -> None:
+def _twins_line(cells: dict, dataset: str, network: str) -> list[str]:
+    get = lambda v: cells.get((dataset, network, v))
+    full, bn, plain = get(FULL), get("BN-SNN"), get("plain SNN (Kaiming)")
+    if full is None or bn is None or plain is None:
+        return []
+    return [
+        f"- {dataset}, {network}: E-I {_fmt(full['acc'])} ± {_fmt(full['std'])}%, BN-SNN "
+        f"{_fmt(bn['acc'])} ± {_fmt(bn['std'])}%, "
+        f"plain SNN {_fmt(plain['acc'])} ± {_fmt(plain['std'])}% "
+        f"(plain: collapsed {plain['collapsed']}/{plain['n']}, "
+        f"diverged {plain['diverged']}/{plain['n']})."
+    ]
+
+
+def plot_training(
+    study: Study, out: Path, results: list[dict[str, Any]], dataset: str, path: Path
+) -> None:
     """Train loss and mean firing rate over epochs, mean over seeds, one line per variant; a row
-    per depth."""
+    per network."""
     fig = Figure(figsize=(11, 6.5))
     fig.subplots_adjust(left=0.07, right=0.72, bottom=0.08, top=0.89, wspace=0.25, hspace=0.35)
     colors = dict(
@@ -239,16 +251,17 @@ def plot_training(out: Path, results: list[dict[str, Any]], dataset: str, path: 
             ["black", "tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:blue", "tab:gray"],
         )
     )
-    for row, depth in enumerate(DEPTHS):
+    networks = list(study.networks)
+    for row, network in enumerate(networks):
         for col, (key, label) in enumerate(
             (("train_loss", "train loss"), ("train_rate", "mean firing rate (train)"))
         ):
-            ax = fig.add_subplot(len(DEPTHS), 2, row * 2 + col + 1)
+            ax = fig.add_subplot(len(networks), 2, row * 2 + col + 1)
             for variant in VARIANTS:
                 hists = [
                     _history(out, r)
                     for r in results
-                    if (r["dataset"], r["depth"], r["variant"]) == (dataset, depth, variant)
+                    if (r["dataset"], r["network"], r["variant"]) == (dataset, network, variant)
                 ]
                 epochs = sorted({h_row["epoch"] for h in hists for h_row in h})
                 if not epochs:
@@ -277,7 +290,7 @@ def plot_training(out: Path, results: list[dict[str, Any]], dataset: str, path: 
                 ax.axhline(COLLAPSE_RATE, color="tab:red", linestyle=":", linewidth=0.8)
                 ax.set_yscale("symlog", linthresh=COLLAPSE_RATE)
                 ax.set_ylim(bottom=0)
-            ax.set_title(f"{depth}: {label}", fontsize=9)
+            ax.set_title(f"{network}: {label}", fontsize=9)
             ax.set_xlabel("epoch", fontsize=8)
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize=7)
@@ -300,19 +313,20 @@ def shrink_png(path: Path, colors: int = 64) -> None:
     atomic_write(path, lambda f: small.save(f, format="PNG", optimize=True))
 
 
-def grid_lines(datasets: Sequence[str]) -> list[str]:
-    """The grid as it ran: data, depths, variants, training settings and the thresholds."""
+def grid_lines(study: Study, datasets: Sequence[str]) -> list[str]:
+    """The grid as it ran: data, networks, variants, training settings and the thresholds."""
 
     def keys(settings: dict[str, Any]) -> str:
         return ", ".join(f"{k}={v}" for k, v in settings.items())
 
-    def sizes(hidden: list[int]) -> str:
-        return f"{len(hidden)} x {hidden[0]}" if len(set(hidden)) == 1 else str(hidden)
+    def network_keys(network: Network) -> str:
+        per = "; ".join(f"on {d}: {keys(o)}" for d, o in network.per_dataset.items())
+        return f"`{network.arch}`, {keys(network.options)}" + (f" ({per})" if per else "")
 
-    data = {d: {k: v for k, v in DATASETS[d].items() if k != "dataset"} for d in datasets}
+    data = {d: {k: v for k, v in study.datasets[d].items() if k != "dataset"} for d in datasets}
     training = {
         k: v
-        for k, v in BASE.items()
+        for k, v in study.base.items()
         if k
         in (
             "T",
@@ -328,7 +342,7 @@ def grid_lines(datasets: Sequence[str]) -> list[str]:
     }
     return [
         "- Data: " + "; ".join(f"`{d}` ({keys(settings)})" for d, settings in data.items()) + ".",
-        "- Hidden layers: " + "; ".join(f"{d}: {sizes(h)}" for d, h in DEPTHS.items()) + ".",
+        "- Networks: " + "; ".join(f"{n}: {network_keys(w)}" for n, w in study.networks.items()),
         "- Variants (their config keys):",
         *(f"  - {v}: `{keys(c)}`" for v, c in VARIANTS.items()),
         f"- Training (all variants alike): {keys(training)}.",
@@ -343,11 +357,11 @@ def figure_link(name: str, png: Path) -> list[str]:
     return [f"![{name}](figures/{png.name})", ""]
 
 
-def fill_blocks(text: str, blocks: dict[str, str], source: Path) -> str:
-    """``text`` with the content of every marked block replaced by ``blocks[name]``; a block of
-    ``blocks`` missing from ``text``, or a marked block it does not know, raises
-    :class:`ReportError`."""
-    marked = re.findall(r"<!-- results:(\w+) -->", text)
+def fill_blocks(text: str, blocks: dict[str, str], source: Path, prefix: str = "results") -> str:
+    """``text`` with the content of every block marked ``<!-- PREFIX:NAME -->`` replaced by
+    ``blocks[NAME]``; a block of ``blocks`` missing from ``text``, or a marked block with that
+    prefix it does not know, raises :class:`ReportError`."""
+    marked = re.findall(rf"<!-- {prefix}:(\w+) -->", text)
     unknown = sorted(set(marked) - set(blocks))
     missing = [name for name in blocks if name not in marked]
     if unknown or missing:
@@ -357,10 +371,10 @@ def fill_blocks(text: str, blocks: dict[str, str], source: Path) -> str:
         )
     for name, content in blocks.items():
         pattern = re.compile(
-            rf"(<!-- results:{name} -->\n).*?(<!-- /results:{name} -->)", re.DOTALL
+            rf"(<!-- {prefix}:{name} -->\n).*?(<!-- /{prefix}:{name} -->)", re.DOTALL
         )
         if pattern.search(text) is None:
-            raise ReportError(f"{source}: block {name} has no closing <!-- /results:{name} -->")
+            raise ReportError(f"{source}: block {name} has no closing <!-- /{prefix}:{name} -->")
         text = pattern.sub(
             lambda m, content=content: m.group(1) + content.rstrip("\n") + "\n" + m.group(2),
             text,
@@ -369,52 +383,59 @@ def fill_blocks(text: str, blocks: dict[str, str], source: Path) -> str:
 
 
 def training_figures(
-    out: Path, results: list[dict[str, Any]], datasets: Sequence[str], figures: Path
+    study: Study,
+    out: Path,
+    results: list[dict[str, Any]],
+    datasets: Sequence[str],
+    figures: Path,
 ) -> list[str]:
     """Writes the training curves of each dataset into ``figures``; returns their links."""
     lines: list[str] = []
     for dataset in datasets:
-        png = figures / f"study_{dataset}.png"
-        plot_training(out, results, dataset, png)
+        png = figures / f"{study.figures}_{dataset}.png"
+        plot_training(study, out, results, dataset, png)
         shrink_png(png)
         lines += figure_link(dataset, png)
     return lines
 
 
-def diagnostics_figures(out: Path, figures: Path) -> list[str]:
-    """Writes the per-layer diagnostics of the deep digits runs (seed 0) of :data:`DIAGNOSED`
-    into ``figures``; returns their captions and links."""
+def diagnostics_figures(study: Study, out: Path, figures: Path) -> list[str]:
+    """Writes the per-layer diagnostics of the digits runs (seed 0) of :data:`DIAGNOSED` on the
+    study's diagnosed networks into ``figures``; returns their captions and links."""
     lines: list[str] = []
-    deep = list(DEPTHS)[-1]
-    for variant in DIAGNOSED:
-        history = _history(out, {"dataset": "digits", "depth": deep, "variant": variant, "seed": 0})
-        if history:
-            png = figures / f"diagnostics_digits_deep_{slug(variant)}.png"
-            plot_layer_curves(history, png)
-            shrink_png(png)
-            lines += [f"{variant}:", "", *figure_link(variant, png)]
+    for network in study.diagnosed:
+        for variant in DIAGNOSED:
+            spec = RunSpec(study.key, "digits", network, variant, 0)
+            history = _history(out, spec.__dict__)
+            if history:
+                png = figures / f"diagnostics_digits_{slug(network)}_{slug(variant)}.png"
+                plot_layer_curves(history, png)
+                shrink_png(png)
+                lines += [f"{network}, {variant}:", "", *figure_link(variant, png)]
     return lines
 
 
-def measured_blocks(out: Path, figures: Path, command: str, wall_s: float | None) -> dict[str, str]:
+def measured_blocks(
+    study: Study, out: Path, figures: Path, command: str, wall_s: float | None
+) -> dict[str, str]:
     """The content of every block of the document (by name) from the runs under ``out``; writes
     the figures into ``figures``."""
     results = load_results(out)
     if not results:
         raise ReportError(f"no finished study runs under {out} (expected */*/*/seed*/result.json)")
     cells = summarize(out, results)
-    datasets = [d for d in DATASETS if any(r["dataset"] == d for r in results)]
+    datasets = [d for d in study.datasets if any(r["dataset"] == d for r in results)]
     seeds = sorted({r["seed"] for r in results})
     train_s = sum(r["wall_s"] for r in results)
     wall = f", wall time of the study {wall_s / 60:.1f} min" if wall_s is not None else ""
     runs = (
-        f"{len(results)} runs ({len(datasets)} datasets x {len(DEPTHS)} depths x "
+        f"{len(results)} runs ({len(datasets)} datasets x {len(study.networks)} networks x "
         f"{len(VARIANTS)} variants x {len(seeds)} seeds), summed training time "
         f"{train_s / 60:.1f} min (single-threaded runs){wall}."
     )
     accuracy: list[str] = []
     for dataset in datasets:
-        accuracy += [f"### {dataset}", "", *results_table(cells, dataset), ""]
+        accuracy += [f"### {dataset}", "", *results_table(study, cells, dataset), ""]
     full_grad = _finite_max([c["max_grad"] for k, c in cells.items() if k[2] == FULL])
     accuracy.append(
         f"Largest epoch-mean gradient norm of the full method (any run, parameter kind "
@@ -423,24 +444,27 @@ def measured_blocks(out: Path, figures: Path, command: str, wall_s: float | None
     return {
         "command": f"```\n{command}\n```",
         "runs": runs,
-        "grid": "\n".join(grid_lines(datasets)),
+        "grid": "\n".join(grid_lines(study, datasets)),
         "accuracy": "\n".join(accuracy),
-        "claims": "\n".join(claims_table(cells, datasets)),
-        "depth": "\n".join(depth_lines(cells, datasets)),
-        "curves": "\n".join(training_figures(out, results, datasets, figures)),
-        "diagnostics": "\n".join(diagnostics_figures(out, figures)),
+        "claims": "\n".join(claims_table(study, cells, datasets)),
+        "depth": "\n".join(depth_lines(study, cells, datasets)),
+        "curves": "\n".join(training_figures(study, out, results, datasets, figures)),
+        "diagnostics": "\n".join(diagnostics_figures(study, out, figures)),
     }
 
 
-def write_report(out: Path, report: Path, command: str, wall_s: float | None = None) -> Path:
-    """Fill the measured blocks of the document ``report`` (which must exist: its prose is
-    written by hand) from the runs under ``out``; figures go to ``report.parent / "figures"``."""
+def write_report(
+    study: Study, out: Path, report: Path, command: str, wall_s: float | None = None
+) -> Path:
+    """Fill the study's measured blocks of the document ``report`` (which must exist: its prose
+    is written by hand) from the runs under ``out``; figures go to ``report.parent /
+    "figures"``."""
     if not report.is_file():
         raise ReportError(
             f"no document {report}: the report fills the marked blocks of an "
             "existing one (docs/results.md)"
         )
-    blocks = measured_blocks(out, report.parent / "figures", command, wall_s)
-    text = fill_blocks(report.read_text(), blocks, report)
+    blocks = measured_blocks(study, out, report.parent / "figures", command, wall_s)
+    text = fill_blocks(report.read_text(), blocks, report, study.name)
     atomic_write(report, lambda f: f.write(text.encode()))
     return report
