@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
 from cached_runs import COLLAPSE_RATE
+from matplotlib.figure import Figure
 from study_grid import VARIANTS, Network, RunSpec, Study, slug
 
 from eisnn.diagnostics.plots import plot_layer_curves
@@ -151,8 +151,9 @@ def results_table(study: Study, cells: dict, dataset: str) -> list[str]:
             if c is None:
                 continue
             lines.append(
-                f"| {network} | {variant} | {_fmt(c['acc'])} ± {_fmt(c['std'])} | {_fmt(c['min'])} - "
-                f"{_fmt(c['max'])} | {c['diverged']}/{c['n']} | {c['exploded']}/{c['n']} | "
+                f"| {network} | {variant} | {_fmt(c['acc'])} ± {_fmt(c['std'])} | "
+                f"{_fmt(c['min'])} - {_fmt(c['max'])} | {c['diverged']}/{c['n']} | "
+                f"{c['exploded']}/{c['n']} | "
                 f"{c['collapsed']}/{c['n']} | {_fmt(c['rate'], 3)} | {_fmt(c['min_rate'], 3)} | "
                 f"{c['max_grad']:.2g} |"
             )
