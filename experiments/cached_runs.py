@@ -2,7 +2,8 @@
 
 A run is an ordinary training run (``eisnn.run``) in its own folder; when it finishes it leaves
 ``result.json`` (its labels, final test accuracy and loss, firing rates, divergence and collapse,
-time) and is never trained again, so an interrupted experiment continues where it stopped. Runs
+time) and is never trained again, so an interrupted experiment continues where it stopped (a run
+cut off before its result starts over). Runs
 go to ``workers`` single-threaded processes (``cpu_threads: 1`` in each config).
 
 A run *diverged* when a non-finite loss or gradient stopped it (its accuracy is then the last
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import multiprocessing as mp
 import statistics
 import time
@@ -39,6 +41,7 @@ def train_cached(folder: Path, config: dict[str, Any], labels: dict[str, Any]) -
     result_path = folder / "result.json"
     if result_path.exists():
         return json.loads(result_path.read_text())
+    shutil.rmtree(folder, ignore_errors=True)  # a run interrupted before its result starts over
     start = time.perf_counter()
     cfg = from_dict({**config, "out_dir": str(folder.parent), "name": folder.name})
     trainer = start_run(cfg, echo=lambda _: None)

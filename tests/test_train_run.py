@@ -185,3 +185,13 @@ def test_a_named_run_directory_is_never_overwritten(tmp_path):
     train(tiny(tmp_path, "taken", epochs=1))
     with pytest.raises(FileExistsError, match="eisnn train --resume"):
         start_run(tiny(tmp_path, "taken", epochs=1), echo=quiet)
+
+
+def test_a_narrow_e_i_network_is_warned_about_in_one_log_line(tmp_path):
+    lines: list[str] = []
+    cfg = tiny(tmp_path, "narrow", hidden=[8], epochs=1, limit_batches=1, plots=False)
+    t = start_run(cfg, echo=lines.append)
+    t.fit()
+    t.close()
+    warned = [line for line in lines if line.startswith("warning: ei_init:")]
+    assert len(warned) == 1 and "fewest 2" in warned[0] and "\n" not in warned[0]

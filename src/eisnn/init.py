@@ -7,6 +7,7 @@ the earlier layers already initialized (layer after layer, in forward order, lik
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -14,7 +15,21 @@ from torch import nn
 
 from .nn.ei import EILayer, is_initialized
 
-__all__ = ["check_init_input", "ei_init", "ei_layers", "is_initialized"]
+__all__ = [
+    "MIN_INHIBITORY",
+    "NarrowInhibitionWarning",
+    "check_init_input",
+    "ei_init",
+    "ei_layers",
+    "is_initialized",
+    "narrow_inhibition",
+]
+
+MIN_INHIBITORY = 4  # fewer I units in a hidden E-I layer: the failing region of docs/edge.md
+
+
+class NarrowInhibitionWarning(UserWarning):
+    """An E-I network has hidden layers with fewer than :data:`MIN_INHIBITORY` I units."""
 
 
 def ei_layers(model: nn.Module) -> Iterator[tuple[str, EILayer]]:
@@ -67,4 +82,32 @@ def ei_init(
     finally:
         for handle in handles:
             handle.remove()
+    narrow = narrow_inhibition(model)
+    if narrow:
+        warnings.warn(narrow, NarrowInhibitionWarning, stacklevel=2)
     return model
+
+
+def narrow_inhibition(model: nn.Module) -> str | None:
+    """A one-line warning when hidden E-I layers of ``model`` have fewer than
+    :data:`MIN_INHIBITORY` inhibitory units (``n_I = n_E // ei_ratio``), else None.
+
+    With so few I units, the divisive current ``W_EI @ (g_I * s_I)`` at a position where only a
+    few inputs are active averages a handful of exponential weights and can be orders of
+    magnitude below its typical value; ``I_int`` and its gradient (``1 / div**2``) then blow up,
+    and in docs/edge.md such networks collapsed on most seeds.
+    """
+    narrow = [
+        (name, layer.n_inhibitory)
+        for name, layer in ei_layers(model)
+        if not layer.readout and layer.n_inhibitory < MIN_INHIBITORY
+    ]
+    if not narrow:
+        return None
+    fewest = min(n for _, n in narrow)
+    first = narrow[0][0]
+    return (
+        f"ei_init: {len(narrow)} E-I layer(s) have fewer than {MIN_INHIBITORY} inhibitory units "
+        f"(fewest {fewest}, first '{first}'); E-I training of such narrow networks collapsed "
+        "on most seeds in docs/edge.md: widen the network, lower ei_ratio, or set grad_clip"
+    )

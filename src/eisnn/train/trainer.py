@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from tqdm import tqdm
 
 from eisnn import dale
 from eisnn.errors import UserError
-from eisnn.init import ei_init, is_initialized
+from eisnn.init import NarrowInhibitionWarning, ei_init, is_initialized
 from eisnn.losses import get_loss
 from eisnn.train.callbacks import Callback, CallbackFactory, check_config_keys, no_callbacks
 from eisnn.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
@@ -357,7 +358,14 @@ class Trainer:
         batch = self.ranks.gather(x)
 
         def init() -> None:
-            ei_init(self.model, batch)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", NarrowInhibitionWarning)
+                ei_init(self.model, batch)
+            for w in caught:  # one line in the run's log, not a source excerpt
+                if issubclass(w.category, NarrowInhibitionWarning):
+                    self.echo(f"warning: {w.message}")
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
         self.ranks.on_main(init)
         self.ranks.broadcast_state(self.model)
