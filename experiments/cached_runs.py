@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import multiprocessing as mp
+import shutil
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
