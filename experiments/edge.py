@@ -43,13 +43,14 @@ KINDS = ("ei", "bn")
 # seeds per (architecture, input size, width); the cost of a cell grows with width^2 x size^2,
 # and this plan is what fitted in one sitting of a 2-core CPU (the other cells are not run)
 SEEDS: dict[tuple[str, int, float], int] = {
-    ("resnet18", 8, 0.125): 3,
-    ("resnet18", 8, 0.25): 3,
-    ("resnet18", 8, 0.5): 1,
-    ("resnet18", 16, 0.125): 3,
-    ("resnet18", 16, 0.25): 1,
-    ("vgg8", 32, 0.125): 3,
-    ("vgg8", 32, 0.25): 1,
+    **{("resnet18", 8, w): 3 for w in (0.125, 0.25, 0.5)},
+    ("resnet18", 8, 1.0): 1,
+    **{("resnet18", 16, w): 3 for w in (0.125, 0.25)},
+    ("resnet18", 16, 0.5): 1,
+    ("resnet18", 32, 0.125): 1,
+    **{("vgg8", 32, w): 3 for w in (0.125, 0.25)},
+    ("vgg8", 32, 0.5): 1,
+    **{("vgg8", 64, w): 1 for w in (0.125, 0.25)},
 }
 TRAINING: dict[str, Any] = {
     "dataset": "digits",
@@ -140,10 +141,11 @@ def plan() -> list[EdgeRun]:
 
 @torch.no_grad()
 def structure(arch: str, size: int, width: float) -> dict[str, int]:
-    """The E-I network's smallest inhibitory population and the smallest feature map one of its
-    convolutions produces (read from the BN twin's convolutions on one blank image)."""
+    """The E-I network's smallest inhibitory population in a hidden layer (the readout's does
+    not divide) and the smallest feature map one of its convolutions produces (read from the BN
+    twin's convolutions on one blank image)."""
     ei = create_model(f"ei_{arch}", 10, 1, 4, image_size=size, width=width)
-    n_i = min(m.n_inhibitory for m in ei.modules() if isinstance(m, EILayer))
+    n_i = min(m.n_inhibitory for m in ei.modules() if isinstance(m, EILayer) and not m.readout)
     twin = create_model(f"bn_{arch}", 10, 1, 4, image_size=size, width=width)
     sides: list[int] = []
     hooks = [

@@ -430,8 +430,10 @@ def measured_blocks(
     train_s = sum(r["wall_s"] for r in results)
     wall = f", wall time of the study {wall_s / 60:.1f} min" if wall_s is not None else ""
     runs = (
-        f"{len(results)} runs ({len(datasets)} datasets x {len(study.networks)} networks x "
-        f"{len(VARIANTS)} variants x {len(seeds)} seeds), summed training time "
+        f"{len(results)} finished runs of a grid of {len(datasets)} datasets x "
+        f"{len(study.networks)} networks x {len(VARIANTS)} variants x {len(seeds)} seeds "
+        f"({len(datasets) * len(study.networks) * len(VARIANTS) * len(seeds)} runs), summed "
+        "training time "
         f"{train_s / 60:.1f} min (single-threaded runs){wall}."
     )
     accuracy: list[str] = []

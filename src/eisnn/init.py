@@ -109,5 +109,5 @@ def narrow_inhibition(model: nn.Module) -> str | None:
     return (
         f"ei_init: {len(narrow)} E-I layer(s) have fewer than {MIN_INHIBITORY} inhibitory units "
         f"(fewest {fewest}, first '{first}'); E-I training of such narrow networks collapsed "
-        "on most seeds in docs/edge.md: widen the network, lower ei_ratio, or set grad_clip"
+        "on most seeds in docs/edge.md: widen the network or lower ei_ratio"
     )
