@@ -87,15 +87,34 @@ class Cell:
         return f"{ARCHS[self.arch]} {self.size}x{self.size} width {_fraction(self.width)}"
 
 
+# the two changes tried on the failing cells, both within the paper's maths (docs/edge.md)
+REMEDIES: dict[str, dict[str, Any]] = {
+    "ei_ratio=2": {"ei_ratio": 2.0},  # twice the I units: 4 in ResNet-18's stem at width 1/8
+    "grad_clip=10": {"grad_clip": 10.0},  # about twice the typical global gradient norm
+}
+REMEDY_CELLS = (
+    Cell("resnet18", 8, 0.125, 1e-3),
+    Cell("resnet18", 8, 0.125, 1e-2),
+    Cell("resnet18", 16, 0.125, 1e-2),
+    Cell("resnet18", 8, 0.25, 1e-2),
+)
+REMEDY_SEEDS = 3
+
+
 @dataclass(frozen=True)
 class EdgeRun:
     cell: Cell
     kind: str
     seed: int
+    remedy: str | None = None  # a key of REMEDIES, applied to an E-I run
+
+    @property
+    def label(self) -> str:
+        return self.kind if self.remedy is None else f"{self.kind}+{self.remedy}"
 
     def folder(self, out: Path) -> Path:
         c = self.cell
-        return out / f"{c.arch}_s{c.size}_w{c.width:g}_lr{c.lr:g}" / self.kind / f"seed{self.seed}"
+        return out / f"{c.arch}_s{c.size}_w{c.width:g}_lr{c.lr:g}" / self.label / f"seed{self.seed}"
 
     def config(self, data_dir: str) -> dict[str, Any]:
         c = self.cell
@@ -107,10 +126,11 @@ class EdgeRun:
             "lr": c.lr,
             "seed": self.seed,
             "data_dir": data_dir,
+            **(REMEDIES[self.remedy] if self.remedy else {}),
         }
 
     def labels(self) -> dict[str, Any]:
-        return {**self.cell.__dict__, "kind": self.kind, "seed": self.seed}
+        return {**self.cell.__dict__, "kind": self.label, "seed": self.seed}
 
 
 def _fraction(width: float) -> str:
@@ -129,14 +149,21 @@ def cells() -> list[Cell]:
 
 
 def plan() -> list[EdgeRun]:
-    """Every run, the cheapest cells first (so that a partial map covers the small networks)."""
+    """Every run, the cheapest cells first (so that a partial map covers the small networks),
+    then the remedies."""
     runs = [
         EdgeRun(c, k, seed)
         for c in cells()
         for seed in range(SEEDS[(c.arch, c.size, c.width)])
         for k in KINDS
     ]
-    return sorted(runs, key=lambda r: (r.cell.width**2 * r.cell.size**2, r.seed))
+    remedies = [
+        EdgeRun(c, "ei", seed, remedy)
+        for c in REMEDY_CELLS
+        for remedy in REMEDIES
+        for seed in range(REMEDY_SEEDS)
+    ]
+    return sorted(runs, key=lambda r: (r.cell.width**2 * r.cell.size**2, r.seed)) + remedies
 
 
 @torch.no_grad()
@@ -217,6 +244,25 @@ def table_lines(table: dict[tuple[Cell, str], dict[str, Any]]) -> list[str]:
     return lines
 
 
+def remedy_lines(table: dict[tuple[Cell, str], dict[str, Any]]) -> list[str]:
+    """Per failing cell: the E-I network as in the map, and with each remedy."""
+    lines = [
+        "| network, input, width | lr | E-I top-1 % (as in the map) | "
+        + " | ".join(f"with `{r.replace('=', ': ')}`" for r in REMEDIES)
+        + " |",
+        "|---|---|---|" + "---|" * len(REMEDIES),
+    ]
+    for c in REMEDY_CELLS:
+        remedied = [table.get((c, f"ei+{r}")) for r in REMEDIES]
+        if all(e is None for e in remedied):
+            continue
+        cols = [f"{_acc(e)} {_failures(e)}".replace(" -", "") for e in remedied]
+        lines.append(
+            f"| {c.label()} | {c.lr:g} | {_acc(table.get((c, 'ei')))} | " + " | ".join(cols) + " |"
+        )
+    return lines
+
+
 def plot_map(table: dict[tuple[Cell, str], dict[str, Any]], path: Path) -> None:
     """One panel per (architecture, learning rate): per cell, E-I and BN side by side, bar = mean
     over seeds, dots = seeds; red marks an E-I seed at chance."""
@@ -266,6 +312,7 @@ def blocks(out: Path, figures: Path, command: str, wall_s: float | None) -> dict
         "runs": f"{len(results)} runs, summed training time {train_s / 60:.1f} min "
         f"(single-threaded runs){wall}.",
         "table": "\n".join(table_lines(table)),
+        "remedies": "\n".join(remedy_lines(table)),
         "figure": f"![the edge map](figures/{png.name})",
     }
 
