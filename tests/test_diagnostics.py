@@ -185,28 +185,33 @@ def test_the_report_fills_only_its_marked_blocks(monkeypatch):
         report.fill_blocks("<!-- results:a -->\nold\n", {"a": "x"}, Path("doc.md"))
 
 
-def test_study_grid_covers_every_variant_at_both_depths_with_at_least_11_weight_layers(
-    tmp_path, monkeypatch
-):
+def test_study_grids_cover_every_variant_on_each_network(tmp_path, monkeypatch):
     grid = experiment("study_grid", monkeypatch)
-    DEPTHS, VARIANTS, plan = grid.DEPTHS, grid.VARIANTS, grid.plan
+    from eisnn.nn import EIConv2d
     from eisnn.train.config import from_dict
     from eisnn.train.factory import build_model
 
-    specs = plan(["digits", "digits_dvs"], seeds=3)
-    assert len(specs) == 2 * len(DEPTHS) * len(VARIANTS) * 3 == 84
-    assert len({s.folder(tmp_path) for s in specs}) == len(specs)
-    counts = {}
-    for spec in specs:
-        if spec.seed == 0 and spec.dataset == "digits":
-            cfg = from_dict(spec.config(tmp_path, str(tmp_path)))
-            model = build_model(cfg)
-            counts[(spec.depth, cfg.model)] = sum(
-                isinstance(m, (nn.Linear, EILinear)) for m in model.modules()
-            )
-    assert {n for (depth, _), n in counts.items() if depth.startswith("deep")} == {11}
-    assert {n for (depth, _), n in counts.items() if depth.startswith("shallow")} == {3}
-    assert {model for _, model in counts} == {"ei_mlp", "bn_mlp", "plain_mlp"}
+    weight_layers = (nn.Linear, EILinear, nn.Conv2d, EIConv2d)
+    for key, expected in (
+        ("mlp", {"shallow": 3, "deep": 11}),
+        ("conv", {"vgg_8": 6, "resnet_18": 21}),
+    ):
+        study = grid.STUDIES[key]
+        specs = grid.plan(key, ["digits", "digits_dvs"], seeds=3)
+        assert len(specs) == 2 * len(study.networks) * len(grid.VARIANTS) * 3
+        assert len({s.folder(tmp_path) for s in specs}) == len(specs)
+        counts, models = {}, set()
+        for spec in specs:
+            if spec.seed == 0 and spec.dataset == "digits":
+                cfg = from_dict(spec.config(str(tmp_path)))
+                models.add(cfg.model)
+                counts[(grid.slug(spec.network), cfg.model)] = sum(
+                    isinstance(m, weight_layers) for m in build_model(cfg).modules()
+                )
+        for network, n in expected.items():
+            assert {c for (net, _), c in counts.items() if net == network} == {n}, network
+        archs = {network.arch for network in study.networks.values()}
+        assert models == {f"{kind}_{a}" for kind in ("ei", "bn", "plain") for a in archs}
 
 
 def test_recorded_currents_are_the_ones_the_convolution_integrates():

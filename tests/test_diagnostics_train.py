@@ -4,6 +4,7 @@ keys."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib
 import shutil
 from pathlib import Path
@@ -111,11 +112,13 @@ def test_study_command_trains_a_small_grid_and_writes_the_report(tmp_path, monke
         importlib.import_module(name) for name in ("study_grid", "study_report", "study")
     )
     monkeypatch.setattr(study, "BASE", {**study.BASE, "limit_batches": 2, "T": 2})
-    monkeypatch.setitem(
-        study.DATASETS, "digits", {"dataset": "digits", "image_size": 8, "epochs": 2}
+    small = dataclasses.replace(
+        study.STUDIES["mlp"],
+        datasets={"digits": {"dataset": "digits", "image_size": 8, "epochs": 2}},
+        networks={"deep (2 weight layers)": study.Network("mlp", {"hidden": [8]})},
+        diagnosed=("deep (2 weight layers)",),
     )
-    monkeypatch.setattr(study, "DEPTHS", {"deep (2 weight layers)": [8]})
-    monkeypatch.setattr(report, "DEPTHS", study.DEPTHS)
+    monkeypatch.setitem(study.STUDIES, "mlp", small)
     variants = {k: study.VARIANTS[k] for k in ("E-I (full method)", "no E-I Init (standard init)")}
     monkeypatch.setattr(study, "VARIANTS", variants)
     monkeypatch.setattr(report, "VARIANTS", variants)
@@ -138,7 +141,7 @@ def test_study_command_trains_a_small_grid_and_writes_the_report(tmp_path, monke
     ]
     assert command.main(args) == 0
     text = md.read_text()
-    assert "4 runs (1 datasets x 1 depths x 2 variants x 2 seeds)" in text
+    assert "4 finished runs of a grid of 1 datasets x 1 networks x 2 variants x 2 seeds" in text
     assert "84 runs" not in text and "| shallow (3 weight layers) |" not in text  # blocks replaced
     row = next(
         line
