@@ -148,9 +148,9 @@ def cells() -> list[Cell]:
     ]
 
 
-def plan() -> list[EdgeRun]:
-    """Every run, the cheapest cells first (so that a partial map covers the small networks),
-    then the remedies."""
+def plan(part: str = "all") -> list[EdgeRun]:
+    """Every run of ``part`` (``map``, ``remedies`` or ``all``): the map's cheapest cells first
+    (so that a partial map covers the small networks), then the remedies."""
     runs = [
         EdgeRun(c, k, seed)
         for c in cells()
@@ -163,7 +163,8 @@ def plan() -> list[EdgeRun]:
         for remedy in REMEDIES
         for seed in range(REMEDY_SEEDS)
     ]
-    return sorted(runs, key=lambda r: (r.cell.width**2 * r.cell.size**2, r.seed)) + remedies
+    runs = sorted(runs, key=lambda r: (r.cell.width**2 * r.cell.size**2, r.seed))
+    return {"map": runs, "remedies": remedies, "all": runs + remedies}[part]
 
 
 @torch.no_grad()
@@ -324,6 +325,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="parallel single-threaded runs")
     p.add_argument("--doc", default="docs/edge.md", help="the document whose blocks are filled")
     p.add_argument("--report-only", action="store_true", help="only refill the document")
+    p.add_argument(
+        "--part",
+        default="all",
+        choices=["all", "map", "remedies"],
+        help="train only the map or only the remedies (two calls can run side by side)",
+    )
     args = p.parse_args(argv)
     out, doc = Path(args.out), Path(args.doc)
     if not doc.is_file():
@@ -331,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     wall_file = out / "edge_wall.json"
     if not args.report_only:
         start = time.perf_counter()
-        runs = plan()
+        runs = plan(args.part)
         jobs: list[Job] = [(r.folder(out), r.config(args.data_dir), r.labels()) for r in runs]
         run_jobs(
             jobs,
