@@ -189,7 +189,7 @@ def test_a_named_run_directory_is_never_overwritten(tmp_path):
 
 def test_a_narrow_e_i_network_is_warned_about_in_one_log_line(tmp_path):
     lines: list[str] = []
-    cfg = tiny(tmp_path, "narrow", hidden=[8], epochs=1, limit_batches=1, plots=False)
+    cfg = tiny(tmp_path, "narrow", hidden=[8, 8], epochs=1, limit_batches=1, plots=False)
     t = start_run(cfg, echo=lines.append)
     t.fit()
     t.close()

@@ -17,6 +17,7 @@ from .nn.ei import EILayer, is_initialized
 
 __all__ = [
     "MIN_INHIBITORY",
+    "NARROW_LAYERS_TOLERATED",
     "NarrowInhibitionWarning",
     "check_init_input",
     "ei_init",
@@ -25,11 +26,16 @@ __all__ = [
     "narrow_inhibition",
 ]
 
-MIN_INHIBITORY = 4  # fewer I units in a hidden E-I layer: the failing region of docs/edge.md
+# the failing region of docs/edge.md: more than NARROW_LAYERS_TOLERATED hidden E-I layers with
+# fewer than MIN_INHIBITORY I units (ResNet-18 at width 1/8 has five and collapsed on most seeds;
+# VGG-8 at width 1/8 has one and trained)
+MIN_INHIBITORY = 4
+NARROW_LAYERS_TOLERATED = 1
 
 
 class NarrowInhibitionWarning(UserWarning):
-    """An E-I network has hidden layers with fewer than :data:`MIN_INHIBITORY` I units."""
+    """An E-I network has more than :data:`NARROW_LAYERS_TOLERATED` hidden layers with fewer
+    than :data:`MIN_INHIBITORY` I units."""
 
 
 def ei_layers(model: nn.Module) -> Iterator[tuple[str, EILayer]]:
@@ -89,20 +95,21 @@ def ei_init(
 
 
 def narrow_inhibition(model: nn.Module) -> str | None:
-    """A one-line warning when hidden E-I layers of ``model`` have fewer than
-    :data:`MIN_INHIBITORY` inhibitory units (``n_I = n_E // ei_ratio``), else None.
+    """A one-line warning when more than :data:`NARROW_LAYERS_TOLERATED` hidden E-I layers of
+    ``model`` have fewer than :data:`MIN_INHIBITORY` inhibitory units (``n_I = n_E //
+    ei_ratio``), else None.
 
     With so few I units, the divisive current ``W_EI @ (g_I * s_I)`` at a position where only a
     few inputs are active averages a handful of exponential weights and can be orders of
     magnitude below its typical value; ``I_int`` and its gradient (``1 / div**2``) then blow up,
-    and in docs/edge.md such networks collapsed on most seeds.
+    and through several such layers the gradient explodes (docs/edge.md).
     """
     narrow = [
         (name, layer.n_inhibitory)
         for name, layer in ei_layers(model)
         if not layer.readout and layer.n_inhibitory < MIN_INHIBITORY
     ]
-    if not narrow:
+    if len(narrow) <= NARROW_LAYERS_TOLERATED:
         return None
     fewest = min(n for _, n in narrow)
     first = narrow[0][0]
