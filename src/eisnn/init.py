@@ -90,7 +90,7 @@ def ei_init(
             handle.remove()
     narrow = narrow_inhibition(model)
     if narrow:
-        warnings.warn(narrow, NarrowInhibitionWarning, stacklevel=2)
+        warnings.warn(narrow, NarrowInhibitionWarning, stacklevel=3)  # past torch.no_grad
     return model
 
 
