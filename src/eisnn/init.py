@@ -115,6 +115,6 @@ def narrow_inhibition(model: nn.Module) -> str | None:
     first = narrow[0][0]
     return (
         f"ei_init: {len(narrow)} E-I layer(s) have fewer than {MIN_INHIBITORY} inhibitory units "
-        f"(fewest {fewest}, first '{first}'); E-I training of such narrow networks collapsed "
-        "on most seeds in docs/edge.md: widen the network or lower ei_ratio"
+        f"(fewest {fewest}, first '{first}'); E-I training of networks like this often "
+        "collapses (docs/edge.md): widen the network or lower ei_ratio"
     )
