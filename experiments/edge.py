@@ -50,7 +50,8 @@ SEEDS: dict[tuple[str, int, float], int] = {
     ("resnet18", 32, 0.125): 1,
     **{("vgg8", 32, w): 3 for w in (0.125, 0.25)},
     ("vgg8", 32, 0.5): 1,
-    **{("vgg8", 64, w): 1 for w in (0.125, 0.25)},
+    ("vgg8", 64, 0.125): 1,
+    ("vgg8", 64, 0.25): 3,
 }
 TRAINING: dict[str, Any] = {
     "dataset": "digits",
@@ -97,6 +98,7 @@ REMEDY_CELLS = (
     Cell("resnet18", 8, 0.125, 1e-2),
     Cell("resnet18", 16, 0.125, 1e-2),
     Cell("resnet18", 8, 0.25, 1e-2),
+    Cell("vgg8", 64, 0.25, 1e-2),
 )
 REMEDY_SEEDS = 3
 
