@@ -309,7 +309,7 @@ def blocks(out: Path, figures: Path, command: str, wall_s: float | None) -> dict
     plot_map(table, png)
     shrink_png(png)
     train_s = sum(r["wall_s"] for r in results)
-    wall = f", wall time {wall_s / 60:.1f} min" if wall_s is not None else ""
+    wall = f", wall time of the last call {wall_s / 60:.1f} min" if wall_s is not None else ""
     return {
         "command": f"```\n{command}\n```",
         "runs": f"{len(results)} runs, summed training time {train_s / 60:.1f} min "
