@@ -142,7 +142,10 @@ def test_study_command_trains_a_small_grid_and_writes_the_report(tmp_path, monke
     assert command.main(args) == 0
     text = md.read_text()
     assert "4 finished runs of a grid of 1 datasets x 1 networks x 2 variants x 2 seeds" in text
-    assert "84 runs" not in text and "| shallow (3 weight layers) |" not in text  # blocks replaced
+    runs_block = text.split("<!-- results:runs -->")[1].split("<!-- /results:runs -->")[0]
+    assert runs_block.strip().startswith("4 finished runs")  # the MLP blocks are replaced ...
+    assert "| shallow (3 weight layers) |" not in text
+    assert "<!-- conv:accuracy -->" in text  # ... and the conv study's are left alone
     row = next(
         line
         for line in text.splitlines()
