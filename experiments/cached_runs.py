@@ -31,6 +31,27 @@ from eisnn.train.config import from_dict
 from eisnn.train.trainer import NonFiniteError
 
 COLLAPSE_RATE = 0.01
+# every experiment's runs: on the CPU with one thread each, stopped by a non-finite loss, quiet
+QUIET_RUN: dict[str, Any] = {
+    "nonfinite": "stop",
+    "histogram_epochs": [],
+    "histograms": False,
+    "plots": False,
+    "progress": False,
+    "device": "cpu",
+    "cpu_threads": 1,
+}
+# the paper's optimizer (SGD, momentum 0.9, L2 5e-4) with 1 epoch of warm-up, no augmentation
+SGD_RECIPE: dict[str, Any] = {
+    "T": 4,
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "warmup_epochs": 1.0,
+    "warmup_start_lr": 1e-4,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "augment": False,
+}
 
 Job = tuple[Path, dict[str, Any], dict[str, Any]]  # (run folder, config, labels kept in result)
 

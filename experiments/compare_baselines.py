@@ -58,7 +58,6 @@ class System:
     label: str
     paper_quote: str  # the paper's CIFAR-10 number for this system (not measured here)
     config: dict[str, Any] = field(default_factory=dict)
-
     name: str | None = None  # the system's key where two systems share a model
 
     @property
@@ -70,33 +69,21 @@ class System:
         return self.name or self.model
 
 
+EI_RECIPE: dict[str, Any] = {
+    "model": "ei_resnet18",
+    "T": 4,
+    "optimizer": "sgd",
+    "lr": 0.01,
+    "warmup_epochs": 1,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+}
 SYSTEMS: tuple[System, ...] = (
-    System(
-        "E-I SNN (the paper's method)",
-        "92.05 (ResNet-18)",
-        {
-            "model": "ei_resnet18",
-            "T": 4,
-            "optimizer": "sgd",
-            "lr": 0.01,
-            "warmup_epochs": 1,
-            "momentum": 0.9,
-            "weight_decay": 5e-4,
-        },
-    ),
+    System("E-I SNN (the paper's method)", "92.05 (ResNet-18)", EI_RECIPE),
     System(
         "E-I SNN, gradient norm clipped at 10 (docs/edge.md)",
         "-",
-        {
-            "model": "ei_resnet18",
-            "T": 4,
-            "optimizer": "sgd",
-            "lr": 0.01,
-            "warmup_epochs": 1,
-            "momentum": 0.9,
-            "weight_decay": 5e-4,
-            "grad_clip": 10.0,
-        },
+        {**EI_RECIPE, "grad_clip": 10.0},
         name="ei_resnet18_clip10",
     ),
     System(

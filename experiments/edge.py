@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from cached_runs import Job, run_jobs
+from cached_runs import QUIET_RUN, SGD_RECIPE, Job, run_jobs
 from matplotlib.figure import Figure
 from study_report import fill_blocks, shrink_png
 from torch import nn
@@ -54,25 +54,13 @@ SEEDS: dict[tuple[str, int, float], int] = {
     ("vgg8", 64, 0.25): 3,
 }
 TRAINING: dict[str, Any] = {
+    **SGD_RECIPE,  # its lr is the cell's
+    **QUIET_RUN,
     "dataset": "digits",
     "epochs": 8,
     "batch_size": 32,
-    "T": 4,
-    "optimizer": "sgd",
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "warmup_epochs": 1.0,
-    "warmup_start_lr": 1e-4,
-    "augment": False,
-    "nonfinite": "stop",
     "eval_every": 8,
     "diagnostics": True,
-    "histogram_epochs": [],
-    "histograms": False,
-    "plots": False,
-    "progress": False,
-    "device": "cpu",
-    "cpu_threads": 1,
 }
 CHANCE = 20.0  # top-1 % at or below which a run learned nothing (10 classes: chance is 10%)
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from cached_runs import Job, prepare_event_data, run_jobs
+from cached_runs import QUIET_RUN, SGD_RECIPE, Job, prepare_event_data, run_jobs
 from study_report import fill_blocks
 from torch import nn
 
@@ -74,24 +74,12 @@ SETTINGS: dict[str, dict[str, Any]] = {
 }
 TRAINED = tuple(label for label in SETTINGS if not label.startswith("MLP"))
 TRAINING: dict[str, Any] = {
-    "T": 4,
+    **SGD_RECIPE,
+    **QUIET_RUN,
     "epochs": 8,
     "batch_size": 32,
-    "optimizer": "sgd",
-    "lr": 0.01,
-    "warmup_epochs": 1.0,
-    "warmup_start_lr": 1e-4,
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "augment": False,
-    "nonfinite": "stop",
     "eval_every": 8,
     "diagnostics": False,
-    "histograms": False,
-    "plots": False,
-    "progress": False,
-    "device": "cpu",
-    "cpu_threads": 1,
 }
 KINDS = ("w_ee", "w_ie", "w_ei", "g_i", "g_e", "b_e")
 BATCHES = 4

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cached_runs import Job, prepare_event_data, run_jobs
+from cached_runs import QUIET_RUN, SGD_RECIPE, Job, prepare_event_data, run_jobs
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "E-I (full method)": {"kind": "ei"},
@@ -34,25 +34,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "BN-SNN": {"kind": "bn"},
     "plain SNN (Kaiming)": {"kind": "plain"},
 }
-BASE: dict[str, Any] = {
-    "T": 4,
-    "batch_size": 64,
-    "optimizer": "sgd",
-    "lr": 0.01,
-    "warmup_epochs": 1.0,
-    "warmup_start_lr": 1e-4,
-    "momentum": 0.9,
-    "weight_decay": 5e-4,
-    "augment": False,
-    "nonfinite": "stop",
-    "diagnostics": True,
-    "histogram_epochs": [],
-    "histograms": False,
-    "plots": False,
-    "progress": False,
-    "device": "cpu",
-    "cpu_threads": 1,
-}
+BASE: dict[str, Any] = {**SGD_RECIPE, **QUIET_RUN, "batch_size": 64, "diagnostics": True}
 
 
 @dataclass(frozen=True)
