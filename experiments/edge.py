@@ -27,12 +27,12 @@ from typing import Any
 import torch
 from cached_runs import QUIET_RUN, SGD_RECIPE, Job, run_jobs
 from matplotlib.figure import Figure
-from study_report import fill_blocks, shrink_png
+from study_report import fill_blocks, mean_std_text, shrink_png
 from torch import nn
 
 from eisnn.files import atomic_write
+from eisnn.init import ei_layers
 from eisnn.models import create_model
-from eisnn.nn import EILayer
 from eisnn.train.plots import save_figure
 
 ARCHS = {"resnet18": "ResNet-18", "vgg8": "VGG-8"}
@@ -163,7 +163,7 @@ def structure(arch: str, size: int, width: float) -> dict[str, int]:
     not divide) and the smallest feature map one of its convolutions produces (read from the BN
     twin's convolutions on one blank image)."""
     ei = create_model(f"ei_{arch}", 10, 1, 4, image_size=size, width=width)
-    n_i = min(m.n_inhibitory for m in ei.modules() if isinstance(m, EILayer) and not m.readout)
+    n_i = min(layer.n_inhibitory for _, layer in ei_layers(ei) if not layer.readout)
     twin = create_model(f"bn_{arch}", 10, 1, 4, image_size=size, width=width)
     sides: list[int] = []
     hooks = [
@@ -201,19 +201,18 @@ def summarize(results: list[dict[str, Any]]) -> dict[tuple[Cell, str], dict[str,
 def _acc(entry: dict[str, Any] | None) -> str:
     if entry is None:
         return "not run"
-    values = [a for a in entry["acc"] if not math.isnan(a)]
     seeds = ", ".join(f"{a:.1f}" for a in entry["acc"])
-    if len(values) < 2:
-        return seeds
-    return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f} ({seeds})"
+    finite = [a for a in entry["acc"] if not math.isnan(a)]
+    return seeds if len(finite) < 2 else f"{mean_std_text(finite)} ({seeds})"
 
 
-def _failures(entry: dict[str, Any] | None) -> str:
+def _failures(entry: dict[str, Any] | None, none: str = "-") -> str:
+    """``k/n chance, diverged, collapsed`` as far as any; ``none`` when the seeds had none."""
     if entry is None:
         return ""
     n = len(entry["acc"])
     parts = [f"{entry[k]}/{n} {k}" for k in ("chance", "diverged", "collapsed") if entry[k]]
-    return ", ".join(parts) or "-"
+    return ", ".join(parts) or none
 
 
 def table_lines(table: dict[tuple[Cell, str], dict[str, Any]]) -> list[str]:
@@ -223,10 +222,10 @@ def table_lines(table: dict[tuple[Cell, str], dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for c in cells():
-        shape = structure(c.arch, c.size, c.width)
         ei, bn = table.get((c, "ei")), table.get((c, "bn"))
         if ei is None and bn is None:
             continue
+        shape = structure(c.arch, c.size, c.width)
         lines.append(
             f"| {c.label()} | {c.lr:g} | {shape['min_inhibitory']} | "
             f"{shape['min_map']}x{shape['min_map']} | {_acc(ei)} | {_failures(ei)} | "
@@ -247,7 +246,7 @@ def remedy_lines(table: dict[tuple[Cell, str], dict[str, Any]]) -> list[str]:
         remedied = [table.get((c, f"ei+{r}")) for r in REMEDIES]
         if all(e is None for e in remedied):
             continue
-        cols = [f"{_acc(e)} {_failures(e)}".replace(" -", "") for e in remedied]
+        cols = [f"{_acc(e)} {_failures(e, none='')}".rstrip() for e in remedied]
         lines.append(
             f"| {c.label()} | {c.lr:g} | {_acc(table.get((c, 'ei')))} | " + " | ".join(cols) + " |"
         )

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
-import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +33,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from cached_runs import QUIET_RUN, SGD_RECIPE, Job, prepare_event_data, run_jobs
-from study_report import fill_blocks
+from study_report import fill_blocks, mean_std_text
 from torch import nn
 
 from eisnn.diagnostics.recorder import Recorder
@@ -224,15 +222,10 @@ def training_lines(results: list[dict[str, Any]]) -> list[str]:
             ste: [r["test_top1"] for r in results if (r["setting"], r["ste"]) == (label, ste)]
             for ste in (True, False)
         }
-
-        def ms(values: list[float]) -> str:
-            values = [v for v in values if not math.isnan(v)]
-            if len(values) < 2:
-                return ", ".join(f"{v:.1f}" for v in values) or "n/a"
-            return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f}"
-
         pairs = ", ".join(f"{a:.1f} / {b:.1f}" for a, b in zip(acc[True], acc[False]))
-        lines.append(f"| {label} | {ms(acc[True])} | {ms(acc[False])} | {pairs} |")
+        lines.append(
+            f"| {label} | {mean_std_text(acc[True])} | {mean_std_text(acc[False])} | {pairs} |"
+        )
     return lines
 
 

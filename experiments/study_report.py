@@ -64,6 +64,16 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def mean_std_text(values: Sequence[float]) -> str:
+    """``mean ± sample std`` of the finite ``values`` (one decimal); fewer than two: the value
+    itself, or ``n/a``."""
+    finite = [v for v in values if not math.isnan(v)]
+    if len(finite) < 2:
+        return ", ".join(f"{v:.1f}" for v in finite) or "n/a"
+    mean, std = _mean_std(finite)
+    return f"{mean:.1f} ± {std:.1f}"
+
+
 def _history(out: Path, r: dict[str, Any]) -> list[dict[str, Any]]:
     path = _spec(r).folder(out) / "metrics.csv"
     return read_metrics_csv(path) if path.exists() else []
